@@ -1,0 +1,1 @@
+"""attnrobust: how attention makes vision models more or less robust to adversarial attacks."""

@@ -1,0 +1,216 @@
+"""The params schema: one strict pydantic model for params.yaml and every profile in configs/.
+
+Unknown keys, missing keys, wrong types and out-of-range values fail with the key's full dotted
+path and what was expected (`ParamsError`). The library never reads params.yaml itself: stages
+load the YAML and call `validate_params`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+COCO_ARCHIVES = ("annotations_trainval2017.zip", "train2017.zip", "val2017.zip")
+GTSRB_ARCHIVES = (
+    "GTSRB_Final_Training_Images.zip",
+    "GTSRB_Final_Test_Images.zip",
+    "GTSRB_Final_Test_GT.zip",
+)
+DOWNLOAD_DATASETS = ("coco", "gtsrb")
+PREPARED_DATASETS = ("coco_ic", "gtsrb")
+SOURCE_OF_PREPARED = {"coco_ic": "coco", "gtsrb": "gtsrb"}
+
+_CHECKSUM = re.compile(r"^(md5:[0-9a-f]{32}|sha256:[0-9a-f]{64})$")
+
+
+class ParamsError(ValueError):
+    """Invalid parameters; the message names every offending key by its dotted path."""
+
+
+class Strict(BaseModel):
+    """Base of every params section: no unknown keys, no type coercion, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class IntRange(Strict):
+    """An inclusive integer range, written `{min: a, max: b}` in YAML."""
+
+    min: int = Field(ge=0)
+    max: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+# ----------------------------------------------------------------------------------- download
+class RemoteFile(Strict):
+    url: str = Field(pattern=r"^(https?|file)://")
+    checksum: str | None = None
+
+    @field_validator("checksum")
+    @classmethod
+    def _checksum_format(cls, value: str | None) -> str | None:
+        if value is not None and not _CHECKSUM.match(value):
+            raise ValueError("expected null, 'md5:<32 hex digits>' or 'sha256:<64 hex digits>'")
+        return value
+
+
+def _require_archives(files: dict[str, RemoteFile], names: tuple[str, ...]) -> dict[str, RemoteFile]:
+    missing = [name for name in names if name not in files]
+    unknown = [name for name in files if name not in names]
+    if missing or unknown:
+        raise ValueError(f"expected exactly the archives {list(names)}; missing {missing}, unknown {unknown}")
+    return files
+
+
+class SyntheticCoco(Strict):
+    """Sizes of the generated COCO 2017 look-alike (same archive names, layout and JSON schema)."""
+
+    train_images: int = Field(ge=1)
+    val_images: int = Field(ge=1)
+    image_side: IntRange
+    objects_per_image: IntRange
+    grayscale_share: float = Field(ge=0, le=1)
+    crowd_share: float = Field(ge=0, le=1)
+
+
+class CocoDownload(Strict):
+    files: dict[str, RemoteFile]
+    synthetic: SyntheticCoco
+
+    @field_validator("files")
+    @classmethod
+    def _archives(cls, files: dict[str, RemoteFile]) -> dict[str, RemoteFile]:
+        return _require_archives(files, COCO_ARCHIVES)
+
+
+class SyntheticGtsrb(Strict):
+    """Sizes of the generated GTSRB look-alike (43 classes, PPM files, GT-*.csv with ROIs)."""
+
+    train_tracks_per_class: int = Field(ge=1)
+    images_per_track: int = Field(ge=1)
+    test_images: int = Field(ge=1)
+    sign_side: IntRange
+
+
+class GtsrbDownload(Strict):
+    files: dict[str, RemoteFile]
+    synthetic: SyntheticGtsrb
+
+    @field_validator("files")
+    @classmethod
+    def _archives(cls, files: dict[str, RemoteFile]) -> dict[str, RemoteFile]:
+        return _require_archives(files, GTSRB_ARCHIVES)
+
+
+class Download(Strict):
+    source: Literal["synthetic", "official"]
+    retries: int = Field(ge=0)
+    timeout_s: float = Field(gt=0)
+    coco: CocoDownload
+    gtsrb: GtsrbDownload
+
+
+# ------------------------------------------------------------------------------------ prepare
+class SplitCaps(Strict):
+    """Optional cap on the number of samples per split (a seeded random subset); null keeps all."""
+
+    train: int | None = Field(default=None, ge=1)
+    val: int | None = Field(default=None, ge=1)
+
+
+class CocoIcPrepare(Strict):
+    """MS-COCO-IC (methods.md P1); every field is a [choice] of ours."""
+
+    image_size: int = Field(ge=8, le=1024)
+    num_categories: int = Field(ge=2, le=80)
+    categories: list[str] | None = None
+    min_area: float = Field(ge=0)
+    bbox_margin: float = Field(ge=0, le=1)
+    max_other_overlap: float = Field(ge=0, le=1)
+    mask_scope: Literal["instance", "category"]
+    random_mask: Literal["shifted", "pixels"]
+    max_samples: SplitCaps
+
+
+class GtsrbPrepare(Strict):
+    """GTSRB with sign-shape masks drawn in the ROI box (methods.md P1)."""
+
+    image_size: int = Field(ge=8, le=1024)
+    mask: Literal["shape", "box"]
+    random_mask: Literal["shifted", "pixels"]
+    max_samples: SplitCaps
+
+
+class Prepare(Strict):
+    max_corrupt_share: float = Field(ge=0, le=1)
+    preview_samples: int = Field(ge=1, le=64)
+    coco_ic: CocoIcPrepare
+    gtsrb: GtsrbPrepare
+
+
+# ------------------------------------------------------------------------------------ augment
+class Augment(Strict):
+    """Joint image+mask augmentation for training (albumentations); geometry hits both."""
+
+    hflip: float = Field(ge=0, le=1)
+    shift: float = Field(ge=0, le=0.5)
+    scale: float = Field(ge=0, le=0.5)
+    rotate_deg: float = Field(ge=0, le=180)
+    brightness_contrast: float = Field(ge=0, le=1)
+
+
+class AugmentSection(Strict):
+    coco_ic: Augment
+    gtsrb: Augment
+
+
+class Params(Strict):
+    seed: int = Field(ge=0)
+    download: Download
+    prepare: Prepare
+    augment: AugmentSection
+
+
+# ------------------------------------------------------------------------------------ errors
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The schema class that the (parent) location `path` is validated with, if it is a model."""
+    model: Any = Params
+    for key in path:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or key not in model.model_fields:
+            return None
+        annotation = model.model_fields[key].annotation
+        models = [a for a in (annotation, *get_args(annotation)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if get_origin(annotation) is dict or not models:
+            return None
+        model = models[0]
+    return model
+
+
+def _describe(error: dict[str, Any]) -> str:
+    path = ".".join(str(part) for part in error["loc"]) or "<top level>"
+    if error["type"] == "extra_forbidden":
+        model = _model_at(tuple(error["loc"][:-1]))
+        allowed = sorted(model.model_fields) if model else []
+        guess = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
+        hint = f"; did you mean '{guess[0]}'?" if guess else ""
+        return f"{path}: unknown key (expected one of {allowed}){hint}"
+    if error["type"] == "missing":
+        return f"{path}: required key is missing"
+    return f"{path}: {error['msg']} (got {error.get('input')!r})"
+
+
+def validate_params(raw: Any, source: str = "params") -> Params:
+    """Validate a parsed params mapping; raise `ParamsError` naming every bad key of `source`."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = "\n".join(f"  {_describe(err)}" for err in exc.errors())
+        raise ParamsError(f"{source}: invalid parameters\n{lines}") from None

@@ -1,0 +1,1 @@
+"""Data: synthetic look-alikes of the official archives, archive readers, dataset builders, masks."""

@@ -1,0 +1,150 @@
+"""MS-COCO-IC: one classification sample per COCO instance, with its foreground mask (methods.md P1).
+
+Crop = the instance bbox made square with a margin on every side (side = max(w, h)·(1 + 2·margin)),
+centred on the bbox and clipped to the image; instances are kept when not crowd, of area ≥ min_area,
+and no instance of a *different* kept category covers more than `max_other_overlap` of the crop.
+The mask is the instance's segmentation (or, with mask_scope=category, the union of its category's
+annotations) decoded by pycocotools inside the crop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from pycocotools import mask as mask_utils
+from tqdm import tqdm
+
+from pipeline.config import CocoIcPrepare
+from pipeline.data.images import SkipLog, decode_rgb, resize_pair
+from pipeline.data.prepared import PreparedSplit, subsample
+from pipeline.io.archive import SafeZip
+
+CropBox = tuple[int, int, int, int]  # x0, y0, x1, y1, half-open, source pixels
+
+
+def load_instances(annotations: SafeZip, split: str) -> dict:
+    name = f"annotations/instances_{split}2017.json"
+    try:
+        return json.loads(annotations.read(name))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{annotations.path}:{name}: not valid JSON ({exc})") from exc
+
+
+def select_categories(train: dict, cfg: CocoIcPrepare) -> list[dict]:
+    """The categories to classify: `cfg.categories` by name, else the most frequent non-crowd ones."""
+    by_name = {c["name"]: c for c in train["categories"]}
+    if cfg.categories is not None:
+        unknown = [name for name in cfg.categories if name not in by_name]
+        if unknown:
+            raise ValueError(f"prepare.coco_ic.categories: unknown COCO categories {unknown}")
+        return [by_name[name] for name in cfg.categories]
+    counts = Counter(a["category_id"] for a in train["annotations"] if not a["iscrowd"])
+    ranked = sorted(counts, key=lambda cid: (-counts[cid], cid))
+    if len(ranked) < cfg.num_categories:
+        raise ValueError(f"prepare.coco_ic.num_categories = {cfg.num_categories}, but the train annotations "
+                         f"hold only {len(ranked)} categories")
+    by_id = {c["id"]: c for c in train["categories"]}
+    return [by_id[cid] for cid in ranked[: cfg.num_categories]]
+
+
+def square_crop(bbox: list[float], margin: float, width: int, height: int) -> CropBox:
+    x, y, w, h = bbox
+    side = max(w, h) * (1 + 2 * margin)
+    cx, cy = x + w / 2, y + h / 2
+    return (max(0, math.floor(cx - side / 2)), max(0, math.floor(cy - side / 2)),
+            min(width, math.ceil(cx + side / 2)), min(height, math.ceil(cy + side / 2)))
+
+
+def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
+    """H×W uint8 mask of a polygon, uncompressed-RLE or compressed-RLE segmentation (pycocotools)."""
+    segmentation = ann["segmentation"]
+    if isinstance(segmentation, list):
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation["counts"], list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        rle = segmentation
+    return mask_utils.decode(rle)
+
+
+def _box_overlap(bbox: list[float], crop: CropBox) -> float:
+    x, y, w, h = bbox
+    return max(0.0, min(x + w, crop[2]) - max(x, crop[0])) * max(0.0, min(y + h, crop[3]) - max(y, crop[1]))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    ann: dict
+    image: dict
+    crop: CropBox
+
+
+def find_candidates(dataset: dict, kept_ids: set[int], cfg: CocoIcPrepare) -> list[Candidate]:
+    """Instances that pass the area, crowd and other-category-overlap filters, in annotation order."""
+    images = {img["id"]: img for img in dataset["images"]}
+    by_image = defaultdict(list)
+    for ann in dataset["annotations"]:
+        if ann["category_id"] in kept_ids:
+            by_image[ann["image_id"]].append(ann)
+    found = []
+    for ann in dataset["annotations"]:
+        if ann["category_id"] not in kept_ids or ann["iscrowd"] or ann["area"] < cfg.min_area:
+            continue
+        image = images[ann["image_id"]]
+        crop = square_crop(ann["bbox"], cfg.bbox_margin, image["width"], image["height"])
+        limit = cfg.max_other_overlap * (crop[2] - crop[0]) * (crop[3] - crop[1])
+        if not any(_covers(other, crop, image, limit) for other in by_image[ann["image_id"]]
+                   if other["category_id"] != ann["category_id"]):
+            found.append(Candidate(ann, image, crop))
+    return found
+
+
+def _covers(other: dict, crop: CropBox, image: dict, limit: float) -> bool:
+    """Does `other`'s mask cover more than `limit` pixels of the crop? (bbox bound first, then decode)"""
+    if _box_overlap(other["bbox"], crop) <= limit:
+        return False
+    mask = annotation_mask(other, image["height"], image["width"])
+    return float(mask[crop[1]:crop[3], crop[0]:crop[2]].sum()) > limit
+
+
+def build_split(annotations: SafeZip, images: SafeZip, split: str, categories: list[dict], cfg: CocoIcPrepare,
+                rng: np.random.Generator, max_corrupt_share: float) -> PreparedSplit:
+    """Every kept instance of `split` as a crop, its mask and its label index into `categories`."""
+    dataset = load_instances(annotations, split)
+    label_of = {c["id"]: index for index, c in enumerate(categories)}
+    candidates = subsample(find_candidates(dataset, set(label_of), cfg), getattr(cfg.max_samples, split), rng)
+    by_image = defaultdict(list)
+    for candidate in candidates:
+        by_image[candidate.image["id"]].append(candidate)
+    same_category = defaultdict(list)
+    for ann in dataset["annotations"]:
+        same_category[ann["image_id"], ann["category_id"]].append(ann)
+
+    skips, samples = SkipLog(f"coco_ic/{split}"), []
+    for image_candidates in tqdm(by_image.values(), desc=f"COCO-IC {split}", unit="img"):
+        image = image_candidates[0].image
+        member = f"{split}2017/{image['file_name']}"
+        try:
+            pixels = decode_rgb(images.read(member))
+        except (OSError, KeyError, ValueError) as exc:
+            skips.add(member, str(exc))
+            continue
+        height, width = pixels.shape[:2]
+        if (height, width) != (image["height"], image["width"]):
+            skips.add(member, f"size {width}x{height} differs from the annotation's {image['width']}x{image['height']}")
+            continue
+        for candidate in image_candidates:
+            ann = candidate.ann
+            scope = [ann] if cfg.mask_scope == "instance" else same_category[image["id"], ann["category_id"]]
+            mask = np.maximum.reduce([annotation_mask(a, height, width) for a in scope])
+            x0, y0, x1, y1 = candidate.crop
+            crop_image, crop_mask = resize_pair(pixels[y0:y1, x0:x1], mask[y0:y1, x0:x1], cfg.image_size)
+            record = {"source_file": member, "image_id": image["id"], "annotation_id": ann["id"],
+                      "crop_box": list(candidate.crop), "class_name": categories[label_of[ann["category_id"]]]["name"]}
+            samples.append((crop_image, crop_mask, label_of[ann["category_id"]], record))
+    skips.check(len(by_image), max_corrupt_share)
+    return PreparedSplit.from_samples(samples, cfg.image_size, [c["name"] for c in categories], skips.skipped)

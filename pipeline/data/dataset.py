@@ -1,0 +1,54 @@
+"""A torch Dataset over a prepared split (memory-mapped .npy) with joint image+mask augmentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pipeline.config import Augment
+
+MASK_KINDS = ("foreground", "random")
+
+
+def build_augmentation(cfg: Augment) -> A.Compose:
+    """Geometric transforms move image, mask and random mask together; photometric ones the image only."""
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=cfg.hflip),
+            A.Affine(translate_percent=(-cfg.shift, cfg.shift), scale=(1 - cfg.scale, 1 + cfg.scale),
+                     rotate=(-cfg.rotate_deg, cfg.rotate_deg), fill=0, fill_mask=0, p=1.0),
+            A.RandomBrightnessContrast(brightness_limit=cfg.brightness_contrast,
+                                       contrast_limit=cfg.brightness_contrast, p=1.0),
+        ],
+        additional_targets={"random_mask": "mask"},
+    )
+
+
+class PreparedDataset(Dataset):
+    """Samples of `data/prepare/<ds>/<split>/` as (image 3×S×S float in [0,1], mask 1×S×S, random mask, label)."""
+
+    def __init__(self, folder: Path, augment: Augment | None = None):
+        folder = Path(folder)
+        self.images = np.load(folder / "images.npy", mmap_mode="r")
+        self.masks = np.load(folder / "masks.npy", mmap_mode="r")
+        self.random_masks = np.load(folder / "random_masks.npy", mmap_mode="r")
+        self.labels = np.load(folder / "labels.npy")
+        if not len(self.images) == len(self.masks) == len(self.random_masks) == len(self.labels):
+            raise ValueError(f"{folder}: images, masks, random_masks and labels differ in length")
+        self.transform = build_augmentation(augment) if augment is not None else None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        image, mask, random = np.array(self.images[index]), np.array(self.masks[index]), np.array(self.random_masks[index])
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask, random_mask=random)
+            image, mask, random = out["image"], out["mask"], out["random_mask"]
+        to_tensor = lambda m: torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))[None]  # noqa: E731
+        image_tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255
+        return image_tensor, to_tensor(mask), to_tensor(random), int(self.labels[index])

@@ -1,0 +1,1 @@
+"""Files in and out: downloads, safe archive reading, atomic writes."""

@@ -1,0 +1,51 @@
+"""Atomic writes: every output appears whole under its final name or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+@contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `dest`; on success it replaces `dest` in one rename."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(dest: Path, data: bytes) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(dest: Path, obj: Any) -> None:
+    write_bytes(dest, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def write_npy(dest: Path, array: np.ndarray) -> None:
+    with atomic_path(dest) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+
+
+def write_png(dest: Path, image: np.ndarray) -> None:
+    """Write an H×W×3 (or H×W) uint8 array as PNG."""
+    with atomic_path(dest) as tmp, open(tmp, "wb") as handle:
+        Image.fromarray(image).save(handle, format="PNG")

@@ -1,0 +1,85 @@
+import copy
+
+import pytest
+
+from pipeline.config import ParamsError, validate_params
+from tests.conftest import load_profile
+
+
+@pytest.mark.parametrize("profile", ["params", "tiny", "paper"])
+def test_every_profile_validates(profile):
+    validate_params(load_profile(profile), profile)
+
+
+def test_profiles_share_one_key_set():
+    def keys(tree, prefix=""):
+        if not isinstance(tree, dict):
+            return {prefix}
+        return set().union(*(keys(v, f"{prefix}.{k}") for k, v in tree.items()))
+
+    assert keys(load_profile("params")) == keys(load_profile("tiny")) == keys(load_profile("paper"))
+
+
+def _error(mutate) -> str:
+    raw = copy.deepcopy(load_profile("params"))
+    mutate(raw)
+    with pytest.raises(ParamsError) as info:
+        validate_params(raw, "params.yaml")
+    return str(info.value)
+
+
+def test_unknown_key_names_its_path_and_suggests():
+    message = _error(lambda raw: raw["prepare"]["coco_ic"].update(imge_size=64))
+    assert "prepare.coco_ic.imge_size: unknown key" in message
+    assert "did you mean 'image_size'" in message
+
+
+def test_unknown_dataset_name_is_rejected_with_the_expected_names():
+    message = _error(lambda raw: raw["prepare"].update(cifar10=raw["prepare"]["gtsrb"]))
+    assert "prepare.cifar10: unknown key" in message and "'coco_ic'" in message and "'gtsrb'" in message
+
+
+def test_missing_key():
+    assert "prepare.gtsrb.mask: required key is missing" in _error(lambda raw: raw["prepare"]["gtsrb"].pop("mask"))
+
+
+def test_wrong_type_is_not_coerced():
+    assert "download.timeout_s" in _error(lambda raw: raw["download"].update(timeout_s="60"))
+    assert "prepare.coco_ic.image_size" in _error(lambda raw: raw["prepare"]["coco_ic"].update(image_size=64.5))
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("prepare.coco_ic.image_size", 0), ("download.coco.synthetic.grayscale_share", 1.5),
+     ("prepare.coco_ic.max_other_overlap", -0.1), ("download.source", "web"), ("prepare.gtsrb.mask", "blob")],
+)
+def test_out_of_range_values_name_the_key(path, value):
+    def mutate(raw):
+        *parents, leaf = path.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+
+    assert path in _error(mutate)
+
+
+def test_range_must_be_ordered():
+    message = _error(lambda raw: raw["download"]["coco"]["synthetic"].update(image_side={"min": 300, "max": 100}))
+    assert "download.coco.synthetic.image_side" in message and "must not exceed" in message
+
+
+def test_checksum_format_and_archive_names():
+    files = lambda raw: raw["download"]["coco"]["files"]  # noqa: E731
+    assert "checksum" in _error(lambda raw: files(raw)["val2017.zip"].update(checksum="md5:xyz"))
+    message = _error(lambda raw: files(raw).pop("val2017.zip"))
+    assert "download.coco.files" in message and "val2017.zip" in message
+
+
+def test_all_errors_reported_at_once():
+    def mutate(raw):
+        raw["prepare"]["gtsrb"]["image_size"] = 0
+        raw["seed"] = -1
+
+    message = _error(mutate)
+    assert "prepare.gtsrb.image_size" in message and "seed" in message
