@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -62,14 +62,6 @@ class RemoteFile(Strict):
         return value
 
 
-def _require_archives(files: dict[str, RemoteFile], names: tuple[str, ...]) -> dict[str, RemoteFile]:
-    missing = [name for name in names if name not in files]
-    unknown = [name for name in files if name not in names]
-    if missing or unknown:
-        raise ValueError(f"expected exactly the archives {list(names)}; missing {missing}, unknown {unknown}")
-    return files
-
-
 class SyntheticCoco(Strict):
     """Sizes of the generated COCO 2017 look-alike (same archive names, layout and JSON schema)."""
 
@@ -81,16 +73,6 @@ class SyntheticCoco(Strict):
     crowd_share: float = Field(ge=0, le=1)
 
 
-class CocoDownload(Strict):
-    files: dict[str, RemoteFile]
-    synthetic: SyntheticCoco
-
-    @field_validator("files")
-    @classmethod
-    def _archives(cls, files: dict[str, RemoteFile]) -> dict[str, RemoteFile]:
-        return _require_archives(files, COCO_ARCHIVES)
-
-
 class SyntheticGtsrb(Strict):
     """Sizes of the generated GTSRB look-alike (43 classes, PPM files, GT-*.csv with ROIs)."""
 
@@ -100,14 +82,30 @@ class SyntheticGtsrb(Strict):
     sign_side: IntRange
 
 
-class GtsrbDownload(Strict):
+class ArchiveSet(Strict):
+    """The official archives of one dataset (exactly `ARCHIVES`, by name) and its synthetic look-alike."""
+
+    ARCHIVES: ClassVar[tuple[str, ...]] = ()
     files: dict[str, RemoteFile]
-    synthetic: SyntheticGtsrb
 
     @field_validator("files")
     @classmethod
     def _archives(cls, files: dict[str, RemoteFile]) -> dict[str, RemoteFile]:
-        return _require_archives(files, GTSRB_ARCHIVES)
+        missing = [name for name in cls.ARCHIVES if name not in files]
+        unknown = [name for name in files if name not in cls.ARCHIVES]
+        if missing or unknown:
+            raise ValueError(f"expected exactly the archives {list(cls.ARCHIVES)}; missing {missing}, unknown {unknown}")
+        return files
+
+
+class CocoDownload(ArchiveSet):
+    ARCHIVES = COCO_ARCHIVES
+    synthetic: SyntheticCoco
+
+
+class GtsrbDownload(ArchiveSet):
+    ARCHIVES = GTSRB_ARCHIVES
+    synthetic: SyntheticGtsrb
 
 
 class Download(Strict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,16 @@ def coco_archives(tmp_path_factory, tiny) -> Path:
     folder = tmp_path_factory.mktemp("coco")
     write_synthetic_coco(folder, tiny.download.coco.synthetic, seed=0)
     return folder
+
+
+def coco_api(archives: Path, split: str, folder: Path):
+    """pycocotools' COCO over `instances_<split>2017.json` from a (synthetic) annotations archive."""
+    from pycocotools.coco import COCO
+
+    raw = zipfile.ZipFile(archives / "annotations_trainval2017.zip").read(f"annotations/instances_{split}2017.json")
+    path = folder / f"instances_{split}2017.json"
+    path.write_bytes(raw)
+    return COCO(str(path))
 
 
 @pytest.fixture(scope="session")

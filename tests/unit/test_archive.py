@@ -31,3 +31,4 @@ def test_not_a_zip_is_named(tmp_path):
     (tmp_path / "junk.zip").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="junk.zip"):
         SafeZip(tmp_path / "junk.zip")
+

@@ -6,19 +6,16 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
-from pycocotools.coco import COCO
 
 from pipeline.data import coco_ic
 from pipeline.data.images import TooManyCorruptImagesError
 from pipeline.io.archive import SafeZip
+from tests.conftest import coco_api
 
 
 @pytest.fixture(scope="module")
 def val_api(coco_archives, tmp_path_factory):
-    raw = zipfile.ZipFile(coco_archives / "annotations_trainval2017.zip").read("annotations/instances_val2017.json")
-    path = tmp_path_factory.mktemp("ann") / "val.json"
-    path.write_bytes(raw)
-    return COCO(str(path))
+    return coco_api(coco_archives, "val", tmp_path_factory.mktemp("ann"))
 
 
 def _build(coco_archives, cfg, images_zip=None, max_corrupt_share=0.0):

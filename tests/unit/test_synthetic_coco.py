@@ -7,17 +7,14 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
-from pycocotools.coco import COCO
 
 from pipeline.data.synthetic_coco import write_synthetic_coco
+from tests.conftest import coco_api
 
 
 @pytest.fixture(scope="module")
 def train_api(coco_archives, tmp_path_factory):
-    raw = zipfile.ZipFile(coco_archives / "annotations_trainval2017.zip").read("annotations/instances_train2017.json")
-    path = tmp_path_factory.mktemp("ann") / "instances_train2017.json"
-    path.write_bytes(raw)
-    return COCO(str(path))
+    return coco_api(coco_archives, "train", tmp_path_factory.mktemp("ann"))
 
 
 def test_official_archive_names_and_layout(coco_archives):
