@@ -21,7 +21,6 @@ GTSRB_ARCHIVES = (
 )
 DOWNLOAD_DATASETS = ("coco", "gtsrb")
 PREPARED_DATASETS = ("coco_ic", "gtsrb")
-SOURCE_OF_PREPARED = {"coco_ic": "coco", "gtsrb": "gtsrb"}
 
 _CHECKSUM = re.compile(r"^(md5:[0-9a-f]{32}|sha256:[0-9a-f]{64})$")
 

@@ -11,8 +11,6 @@ from torch.utils.data import Dataset
 
 from pipeline.config import Augment
 
-MASK_KINDS = ("foreground", "random")
-
 
 def build_augmentation(cfg: Augment) -> A.Compose:
     """Geometric transforms move image, mask and random mask together; photometric ones the image only."""
@@ -49,6 +47,10 @@ class PreparedDataset(Dataset):
         if self.transform is not None:
             out = self.transform(image=image, mask=mask, random_mask=random)
             image, mask, random = out["image"], out["mask"], out["random_mask"]
-        to_tensor = lambda m: torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))[None]  # noqa: E731
         image_tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255
-        return image_tensor, to_tensor(mask), to_tensor(random), int(self.labels[index])
+        return image_tensor, _mask_tensor(mask), _mask_tensor(random), int(self.labels[index])
+
+
+def _mask_tensor(mask: np.ndarray) -> torch.Tensor:
+    """H×W 0/1 array as a 1×H×W float tensor."""
+    return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-PATTERNS = ("solid", "hstripes", "vstripes", "checker", "dots", "diagonal")
-
 
 def random_color(rng: np.random.Generator, low: int = 0, high: int = 256) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(low, high, size=3))
