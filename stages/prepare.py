@@ -51,9 +51,9 @@ def main() -> None:
     out = DATA / "prepare" / args.item
     for split, prepared in splits.items():
         randoms = random_masks(prepared.masks, cfg.random_mask, rngs[split])
-        prepared.write(out / split, randoms, cfg.random_mask)
+        meta = prepared.write(out / split, randoms, cfg.random_mask)
         log.info("%s/%s: %d samples, mask coverage %.3f, %d images skipped", args.item, split,
-                 len(prepared.labels), prepared.masks.mean() if len(prepared.masks) else 0.0, len(prepared.skipped))
+                 meta["num_samples"], meta["mean_mask_coverage"], meta["num_skipped"])
         if split == "val":
             write_png(out / "preview.png", preview_grid(prepared, randoms, params.prepare.preview_samples, PREVIEW_SCALE))
 

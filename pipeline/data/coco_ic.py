@@ -19,7 +19,7 @@ from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from pipeline.config import CocoIcPrepare
-from pipeline.data.images import SkipLog, decode_rgb, resize_pair
+from pipeline.data.images import SkipLog, resize_pair
 from pipeline.data.prepared import PreparedSplit, subsample
 from pipeline.io.archive import SafeZip
 
@@ -59,16 +59,18 @@ def square_crop(bbox: list[float], margin: float, width: int, height: int) -> Cr
             min(width, math.ceil(cx + side / 2)), min(height, math.ceil(cy + side / 2)))
 
 
-def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
-    """H×W uint8 mask of a polygon, uncompressed-RLE or compressed-RLE segmentation (pycocotools)."""
-    segmentation = ann["segmentation"]
+def segmentation_rle(segmentation: list | dict, height: int, width: int) -> dict:
+    """Compressed RLE of a polygon list, uncompressed-RLE or compressed-RLE segmentation (pycocotools)."""
     if isinstance(segmentation, list):
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation["counts"], list):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    else:
-        rle = segmentation
-    return mask_utils.decode(rle)
+        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    if isinstance(segmentation["counts"], list):
+        return mask_utils.frPyObjects(segmentation, height, width)
+    return segmentation
+
+
+def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
+    """H×W uint8 mask of an annotation's segmentation."""
+    return mask_utils.decode(segmentation_rle(ann["segmentation"], height, width))
 
 
 def _box_overlap(bbox: list[float], crop: CropBox) -> float:
@@ -83,13 +85,19 @@ class Candidate:
     crop: CropBox
 
 
-def find_candidates(dataset: dict, kept_ids: set[int], cfg: CocoIcPrepare) -> list[Candidate]:
-    """Instances that pass the area, crowd and other-category-overlap filters, in annotation order."""
-    images = {img["id"]: img for img in dataset["images"]}
+def kept_by_image(dataset: dict, kept_ids: set[int]) -> dict[int, list[dict]]:
+    """Annotations (crowds included) of the kept categories, grouped by image id."""
     by_image = defaultdict(list)
     for ann in dataset["annotations"]:
         if ann["category_id"] in kept_ids:
             by_image[ann["image_id"]].append(ann)
+    return by_image
+
+
+def find_candidates(dataset: dict, by_image: dict[int, list[dict]], kept_ids: set[int],
+                    cfg: CocoIcPrepare) -> list[Candidate]:
+    """Instances that pass the area, crowd and other-category-overlap filters, in annotation order."""
+    images = {img["id"]: img for img in dataset["images"]}
     found = []
     for ann in dataset["annotations"]:
         if ann["category_id"] not in kept_ids or ann["iscrowd"] or ann["area"] < cfg.min_area:
@@ -116,22 +124,18 @@ def build_split(annotations: SafeZip, images: SafeZip, split: str, categories: l
     """Every kept instance of `split` as a crop, its mask and its label index into `categories`."""
     dataset = load_instances(annotations, split)
     label_of = {c["id"]: index for index, c in enumerate(categories)}
-    candidates = subsample(find_candidates(dataset, set(label_of), cfg), getattr(cfg.max_samples, split), rng)
+    kept = kept_by_image(dataset, set(label_of))
+    candidates = subsample(find_candidates(dataset, kept, set(label_of), cfg), getattr(cfg.max_samples, split), rng)
     by_image = defaultdict(list)
     for candidate in candidates:
         by_image[candidate.image["id"]].append(candidate)
-    same_category = defaultdict(list)
-    for ann in dataset["annotations"]:
-        same_category[ann["image_id"], ann["category_id"]].append(ann)
 
     skips, samples = SkipLog(f"coco_ic/{split}"), []
     for image_candidates in tqdm(by_image.values(), desc=f"COCO-IC {split}", unit="img"):
         image = image_candidates[0].image
         member = f"{split}2017/{image['file_name']}"
-        try:
-            pixels = decode_rgb(images.read(member))
-        except (OSError, KeyError, ValueError) as exc:
-            skips.add(member, str(exc))
+        pixels = skips.read_rgb(images, member)
+        if pixels is None:
             continue
         height, width = pixels.shape[:2]
         if (height, width) != (image["height"], image["width"]):
@@ -139,7 +143,8 @@ def build_split(annotations: SafeZip, images: SafeZip, split: str, categories: l
             continue
         for candidate in image_candidates:
             ann = candidate.ann
-            scope = [ann] if cfg.mask_scope == "instance" else same_category[image["id"], ann["category_id"]]
+            scope = [ann] if cfg.mask_scope == "instance" else [
+                other for other in kept[image["id"]] if other["category_id"] == ann["category_id"]]
             mask = np.maximum.reduce([annotation_mask(a, height, width) for a in scope])
             x0, y0, x1, y1 = candidate.crop
             crop_image, crop_mask = resize_pair(pixels[y0:y1, x0:x1], mask[y0:y1, x0:x1], cfg.image_size)

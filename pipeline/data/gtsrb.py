@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from pipeline.config import GtsrbPrepare
 from pipeline.data.gtsrb_signs import GTSRB_CLASS_NAMES, NUM_GTSRB_CLASSES, sign_shape
-from pipeline.data.images import SkipLog, decode_rgb, resize_pair
+from pipeline.data.images import SkipLog, resize_pair
 from pipeline.data.prepared import PreparedSplit, subsample
 from pipeline.data.shapes import shape_mask
 from pipeline.io.archive import SafeZip
@@ -85,10 +85,8 @@ def build_split(images: SafeZip, rows: list[GtsrbRow], split: str, cfg: GtsrbPre
     rows = subsample(rows, getattr(cfg.max_samples, split), rng)
     skips, samples = SkipLog(f"gtsrb/{split}"), []
     for row in tqdm(rows, desc=f"GTSRB {split}", unit="img"):
-        try:
-            pixels = decode_rgb(images.read(row.member))
-        except (OSError, KeyError, ValueError) as exc:
-            skips.add(row.member, str(exc))
+        pixels = skips.read_rgb(images, row.member)
+        if pixels is None:
             continue
         height, width = pixels.shape[:2]
         problem = roi_problem(row, height, width)

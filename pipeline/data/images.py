@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pipeline.io.archive import SafeZip
+
 log = logging.getLogger(__name__)
 
 
@@ -27,6 +29,14 @@ class SkipLog:
     def add(self, name: str, reason: str) -> None:
         log.warning("%s: skipping %s (%s)", self.dataset, name, reason)
         self.skipped.append({"file": name, "reason": reason})
+
+    def read_rgb(self, archive: SafeZip, member: str) -> np.ndarray | None:
+        """The member decoded to RGB, or None (logged and counted) if it is missing or unreadable."""
+        try:
+            return decode_rgb(archive.read(member))
+        except (OSError, KeyError, ValueError) as exc:
+            self.add(member, str(exc))
+            return None
 
     def check(self, total: int, max_share: float) -> None:
         share = len(self.skipped) / max(total, 1)

@@ -41,14 +41,16 @@ class PreparedSplit:
                 "counts_per_class": {name: int(c) for name, c in zip(self.class_names, counts)},
                 "mean_mask_coverage": coverage, "num_skipped": len(self.skipped), "skipped": self.skipped}
 
-    def write(self, folder: Path, random_masks: np.ndarray, random_mask_mode: str) -> None:
-        """Write images/masks/random_masks/labels .npy, index.json and meta.json atomically."""
+    def write(self, folder: Path, random_masks: np.ndarray, random_mask_mode: str) -> dict:
+        """Write images/masks/random_masks/labels .npy, index.json and meta.json atomically; return the meta."""
         write_npy(folder / "images.npy", self.images)
         write_npy(folder / "masks.npy", self.masks)
         write_npy(folder / "random_masks.npy", random_masks)
         write_npy(folder / "labels.npy", self.labels)
         write_json(folder / "index.json", self.records)
-        write_json(folder / "meta.json", {**self.meta(), "random_mask": random_mask_mode})
+        meta = {**self.meta(), "random_mask": random_mask_mode}
+        write_json(folder / "meta.json", meta)
+        return meta
 
 
 def subsample(items: list, cap: int | None, rng: np.random.Generator) -> list:

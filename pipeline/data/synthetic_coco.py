@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from pipeline.config import SyntheticCoco
 from pipeline.data.coco_categories import COCO_CATEGORIES, COCO_ID_BY_NAME
+from pipeline.data.coco_ic import segmentation_rle
 from pipeline.data.textures import cluttered_background, relight, textured_fill
 from pipeline.io.archive import add_member
 from pipeline.io.atomic import atomic_path
@@ -106,12 +107,9 @@ def _polygons(visible: np.ndarray) -> list[list[float]]:
 
 def _annotation(segmentation, height: int, width: int, iscrowd: int) -> tuple[dict, np.ndarray] | None:
     """COCO annotation fields (bbox and area of the decoded segmentation) and the decoded mask."""
-    if iscrowd:
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    else:
-        if not segmentation:
-            return None
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    if not segmentation:
+        return None
+    rle = segmentation_rle(segmentation, height, width)
     area = float(mask_utils.area(rle))
     if area < MIN_VISIBLE_PX:
         return None
