@@ -169,11 +169,127 @@ class AugmentSection(Strict):
     gtsrb: Augment
 
 
+# -------------------------------------------------------------------------------- classifiers
+class SmallCnn(Strict):
+    arch: Literal["small_cnn"]
+    width: int = Field(ge=1, le=1024)
+
+
+class ResNet(Strict):
+    arch: Literal["resnet18", "resnet50"]
+    stem: Literal["standard", "small"]
+
+
+class Optimiser(Strict):
+    name: Literal["sgd", "adam"]
+    lr: float = Field(gt=0)
+    momentum: float = Field(ge=0, lt=1)
+    weight_decay: float = Field(ge=0)
+    schedule: Literal["cosine", "constant"]
+
+
+class Adversary(Strict):
+    """The L∞ PGD used by adversarial recipes and for the per-epoch robust-accuracy curve (ε in 1/255 units)."""
+
+    eps_255: float = Field(ge=0, le=255)
+    step_255: float = Field(gt=0, le=255)
+    steps: int = Field(ge=1)
+
+
+class Classifier(Strict):
+    """One `train_classifier@<name>` / `attack_classifier@<name>` experiment (methods.md P1)."""
+
+    dataset: Literal["coco_ic", "gtsrb"]
+    mask: Literal["none", "foreground", "random"]
+    fill: float = Field(ge=0, le=1)
+    remask_at_test: bool
+    recipe: str
+    model: SmallCnn | ResNet = Field(discriminator="arch")
+    optimiser: Optimiser
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    adversary: Adversary
+    val_subset: int = Field(ge=1)
+
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, name: str) -> str:
+        from pipeline.defenses import recipe_names
+
+        if name not in recipe_names():
+            raise ValueError(f"unknown recipe {name!r}; known: {recipe_names()} (one file each in pipeline/defenses/)")
+        return name
+
+
+# -------------------------------------------------------------------------- attack_classifier
+class SuiteEntry(Strict):
+    """One attack of the evaluation suite; `steps`/`queries` only where the attack has them."""
+
+    attack: Literal["fgsm", "pgd", "cw", "step_ll", "apgd_ce", "apgd_dlr", "square"]
+    steps: int | None = Field(default=None, ge=1)
+    restarts: int = Field(default=1, ge=1)
+    queries: int | None = Field(default=None, ge=1)
+    norm: Literal["linf", "l2"] = "linf"
+    eps: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SuiteEntry:
+        if self.norm == "l2" and (self.attack != "pgd" or self.eps is None):
+            raise ValueError("norm 'l2' is for attack 'pgd' and needs its own `eps` list (L2 units)")
+        if self.queries is not None and self.attack != "square":
+            raise ValueError("`queries` is for attack 'square'")
+        if self.steps is not None and self.attack in ("fgsm", "square"):
+            raise ValueError(f"attack {self.attack!r} takes no `steps`")
+        return self
+
+
+class Curves(Strict):
+    """Accuracy-vs-ε (PGD with `eps_steps` steps) and accuracy-vs-steps (PGD at the first suite ε)."""
+
+    eps_255: list[float] = Field(min_length=1)
+    eps_steps: int = Field(ge=1)
+    steps: list[int] = Field(min_length=1)
+
+
+class Audit(Strict):
+    """The gradient-masking audit (methods.md, last section); each check passes or fails on its threshold."""
+
+    fail_stage: bool
+    max_zero_gradient_share: float = Field(ge=0, le=1)
+    max_pgd20_pgd100_gap: float = Field(ge=0, le=1)
+    max_blackbox_wins: int = Field(ge=0)
+    large_eps_255: float = Field(gt=0, le=255)
+    max_large_eps_accuracy: float = Field(ge=0, le=1)
+    max_forward_change: float = Field(ge=0)
+
+
+class AttackClassifier(Strict):
+    num_images: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    eps_255: list[float] = Field(min_length=1)
+    step_ratio: float = Field(gt=0, le=1)
+    amp: bool
+    suite: dict[str, SuiteEntry]
+    curves: Curves
+    audit: Audit
+    grid_images: int = Field(ge=1, le=64)
+
+
 class Params(Strict):
     seed: int = Field(ge=0)
     download: Download
     prepare: Prepare
     augment: AugmentSection
+    classifiers: dict[str, Classifier]
+    attack_classifier: AttackClassifier
+
+    @field_validator("classifiers")
+    @classmethod
+    def _folder_names(cls, classifiers: dict[str, Classifier]) -> dict[str, Classifier]:
+        bad = [name for name in classifiers if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name)]
+        if bad:
+            raise ValueError(f"classifier names become folder and stage names: use letters, digits, _ . - ({bad})")
+        return classifiers
 
 
 # ------------------------------------------------------------------------------------ errors

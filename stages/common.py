@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
+import torch
 import yaml
 
-from pipeline.config import Params, ParamsError, validate_params
+from pipeline.config import Classifier, Params, ParamsError, validate_params
 
 PARAMS_FILE = Path("params.yaml")
 DATA = Path("data")
@@ -32,11 +34,34 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         sys.exit(str(exc))
 
 
-def stage_args(description: str, choices: tuple[str, ...]) -> tuple[argparse.Namespace, Params]:
-    """Parse `python -m stages.<name> <item>` and load params; `item` must be one of `choices`."""
+def stage_args(description: str, choices: tuple[str, ...] | None = None) -> tuple[argparse.Namespace, Params]:
+    """Parse `python -m stages.<name> <item>` and load params; `item` must be one of `choices` if given."""
     setup_logging()
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("item", choices=choices)
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     args = parser.parse_args()
     return args, load_params(args.params)
+
+
+def classifier_args(description: str) -> tuple[str, Classifier, Params]:
+    """`python -m stages.<name> <classifier>`: the name, its `classifiers:` entry and all params."""
+    args, params = stage_args(description)
+    if args.item not in params.classifiers:
+        sys.exit(f"{args.params}: no classifier {args.item!r} under `classifiers:` (have {sorted(params.classifiers)})")
+    return args.item, params.classifiers[args.item], params
+
+
+def pick_device() -> torch.device:
+    """ATTNROBUST_DEVICE = auto (default: CUDA when present) | cpu | cuda | cuda:N."""
+    choice = os.environ.get("ATTNROBUST_DEVICE", "auto")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(choice)
+    except RuntimeError:
+        sys.exit(f"ATTNROBUST_DEVICE={choice!r}: expected auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"ATTNROBUST_DEVICE={choice!r} but CUDA is not available on this machine")
+    log.info("device: %s", device)
+    return device

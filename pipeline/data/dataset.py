@@ -54,3 +54,37 @@ class PreparedDataset(Dataset):
 def _mask_tensor(mask: np.ndarray) -> torch.Tensor:
     """H×W 0/1 array as a 1×H×W float tensor."""
     return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
+
+
+class SampleTensors:
+    """A whole prepared split as uint8 tensors, served in float batches (evaluation: no augmentation)."""
+
+    def __init__(self, folder: Path, indices: np.ndarray | None = None):
+        data = PreparedDataset(folder)
+        keep = np.arange(len(data)) if indices is None else np.asarray(indices)
+        self.images = torch.from_numpy(np.ascontiguousarray(data.images[keep])).permute(0, 3, 1, 2)
+        self.masks = torch.from_numpy(np.ascontiguousarray(data.masks[keep]))[:, None]
+        self.random_masks = torch.from_numpy(np.ascontiguousarray(data.random_masks[keep]))[:, None]
+        self.labels = torch.from_numpy(data.labels[keep])
+        self.indices = keep
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(self, batch_size: int, device: torch.device, mask_mode: str):
+        """Yield (images in [0, 1], model mask or None, labels) on `device`; see `model_mask` for `mask_mode`."""
+        for start in range(0, len(self), batch_size):
+            part = slice(start, start + batch_size)
+            images = self.images[part].to(device).float() / 255
+            mask = model_mask(mask_mode, self.masks[part], self.random_masks[part])
+            yield images, None if mask is None else mask.to(device).float(), self.labels[part].to(device)
+
+
+def seeded_subset(count: int, size: int, seed: int) -> np.ndarray:
+    """A fixed, sorted random subset of `size` of `count` sample indices (all of them if size ≥ count)."""
+    return np.sort(np.random.default_rng(seed).permutation(count)[:size])
+
+
+def model_mask(mode: str, mask: torch.Tensor, random_mask: torch.Tensor) -> torch.Tensor | None:
+    """The mask a classifier of mask mode none | foreground | random gets (methods.md P1)."""
+    return {"none": None, "foreground": mask, "random": random_mask}[mode]

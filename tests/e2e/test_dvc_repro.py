@@ -8,6 +8,8 @@ from tests.helpers import copy_project, run
 
 pytestmark = pytest.mark.e2e
 DATA_STAGES = {"download@coco", "download@gtsrb", "prepare@coco_ic", "prepare@gtsrb"}
+CLASSIFIER_STAGES = {f"{stage}@{name}" for stage in ("train_classifier", "attack_classifier")
+                     for name in ("gtsrb_natural_foreground", "coco_ic_madry_none")}
 
 
 def ran(output: str) -> set[str]:
@@ -29,8 +31,10 @@ def repo(tmp_path_factory):
 
 def test_first_repro_runs_every_stage(repo):
     folder, output = repo
-    assert ran(output) == DATA_STAGES | {"validate_params"}
-    for path in ("data/prepare/coco_ic/val/masks.npy", "data/prepare/gtsrb/preview.png", "dvc.lock"):
+    assert ran(output) == DATA_STAGES | CLASSIFIER_STAGES | {"validate_params"}
+    for path in ("data/prepare/coco_ic/val/masks.npy", "data/prepare/gtsrb/preview.png", "dvc.lock",
+                 "data/train_classifier/coco_ic_madry_none/model.safetensors",
+                 "data/attack_classifier/gtsrb_natural_foreground/metrics.json"):
         assert (folder / path).exists()
 
 
@@ -41,10 +45,21 @@ def test_second_repro_runs_nothing(repo):
     assert run(["dvc", "status"], folder).stdout.strip().startswith("Data and pipelines are up to date")
 
 
-def test_exp_run_of_a_prepare_key_reruns_only_that_prepare(repo):
+def test_exp_run_of_a_prepare_key_reruns_only_that_dataset(repo):
     folder, _ = repo
     output = run(["dvc", "exp", "run", "-S", "prepare.coco_ic.mask_scope=category"], folder).stdout
-    assert ran(output) & DATA_STAGES == {"prepare@coco_ic"}
+    assert ran(output) - {"validate_params"} == {"prepare@coco_ic", "train_classifier@coco_ic_madry_none",
+                                                 "attack_classifier@coco_ic_madry_none"}
+    run(["git", "checkout", "--", "."], folder)
+
+
+def test_exp_run_of_a_classifier_key_reruns_only_that_classifier(repo):
+    folder, _ = repo
+    output = run(["dvc", "exp", "run", "-S", "classifiers.gtsrb_natural_foreground.epochs=1"], folder).stdout
+    assert ran(output) - {"validate_params"} == {"train_classifier@gtsrb_natural_foreground",
+                                                 "attack_classifier@gtsrb_natural_foreground"}
+    table = run(["dvc", "exp", "show", "--json"], folder).stdout
+    assert "val_pgd_accuracy" in table and "worst_case" in table and "zero_gradient_share" in table
     run(["git", "checkout", "--", "."], folder)
 
 

@@ -8,15 +8,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.helpers import copy_project, run
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    folder = copy_project(tmp_path_factory.mktemp("stages"))
-    for args in (["download", "coco"], ["download", "gtsrb"], ["prepare", "coco_ic"], ["prepare", "gtsrb"]):
-        run([sys.executable, "-m", f"stages.{args[0]}", args[1]], folder)
-    return folder
+from tests.helpers import run
 
 
 def test_download_writes_official_names(workdir):

@@ -11,8 +11,13 @@ def test_every_profile_validates(profile):
     validate_params(load_profile(profile), profile)
 
 
+NAMED_MAPS = {".classifiers", ".attack_classifier.suite"}   # entries are the user's experiments, not schema keys
+
+
 def test_profiles_share_one_key_set():
     def keys(tree, prefix=""):
+        if prefix in NAMED_MAPS:
+            return {prefix}
         if not isinstance(tree, dict):
             return {prefix}
         return set().union(*(keys(v, f"{prefix}.{k}") for k, v in tree.items()))
@@ -83,3 +88,22 @@ def test_all_errors_reported_at_once():
 
     message = _error(mutate)
     assert "prepare.gtsrb.image_size" in message and "seed" in message
+
+
+def test_unknown_recipe_lists_the_recipe_files():
+    def mutate(raw):
+        next(iter(raw["classifiers"].values()))["recipe"] = "mardy"
+    message = _error(mutate)
+    assert "recipe" in message and "unknown recipe 'mardy'" in message and "'madry'" in message
+
+
+def test_classifier_names_must_be_folder_safe():
+    message = _error(lambda raw: raw["classifiers"].update({"a/b": next(iter(raw["classifiers"].values()))}))
+    assert "classifiers" in message and "a/b" in message
+
+
+def test_suite_entry_options_must_fit_the_attack():
+    message = _error(lambda raw: raw["attack_classifier"]["suite"].update(bad={"attack": "pgd", "queries": 10}))
+    assert "attack_classifier.suite.bad" in message and "queries" in message
+    message = _error(lambda raw: raw["attack_classifier"]["suite"].update(l2={"attack": "pgd", "norm": "l2"}))
+    assert "attack_classifier.suite.l2" in message

@@ -1,0 +1,156 @@
+"""The threat model every attack shares (torchattacks / MadryLab robustness style; methods.md conventions).
+
+An attack works in [0, 1] pixel space on a model that normalises internally. While it runs, the model is
+in `eval()` (frozen BatchNorm) with its parameters frozen; both are restored afterwards. Samples the model
+already misclassifies are skipped (they count as broken, with δ = 0). Whatever a subclass produces is
+projected onto the threat model before it is returned: ||δ||_p ≤ ε, x + δ ∈ [0, 1], and δ = 0 wherever
+the optional perturbation mask is 0.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Literal
+
+import torch
+from torch import nn
+
+from pipeline.attacks.losses import margin
+from pipeline.models.forward import model_logits
+
+Norm = Literal["linf", "l2"]
+TOLERANCE = 1e-6
+
+
+@dataclass
+class AttackResult:
+    """Adversarial images (B×C×H×W in [0, 1]) and per-sample success (the model's label differs from y)."""
+
+    adversarial: torch.Tensor
+    success: torch.Tensor
+
+
+@contextmanager
+def frozen_eval(model: nn.Module) -> Iterator[None]:
+    """`model.eval()` with `requires_grad=False` parameters; every module's mode and flag restored on exit."""
+    modes = [module.training for module in model.modules()]
+    flags = [param.requires_grad for param in model.parameters()]
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for module, mode in zip(model.modules(), modes):
+            module.training = mode
+        for param, flag in zip(model.parameters(), flags):
+            param.requires_grad_(flag)
+
+
+def project(adversarial: torch.Tensor, images: torch.Tensor, eps: float, norm: Norm,
+            perturb_mask: torch.Tensor | None) -> torch.Tensor:
+    """The closest point of the threat model: δ clipped to the ε-ball, zeroed off the mask, x + δ in [0, 1]."""
+    delta = adversarial - images
+    if norm == "linf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+        delta = delta * (eps / norms).clamp(max=1.0).view(-1, *[1] * (delta.dim() - 1))
+    if perturb_mask is not None:
+        delta = delta * perturb_mask
+    return (images + delta).clamp(0.0, 1.0)
+
+
+class Attack:
+    """Base class: subclasses implement `run(x, y, model_mask, perturb_mask)` on the samples to attack.
+
+    `model_mask` is passed to the model's forward (`model(x, mask)`, the masked classifiers of methods.md
+    P1); `perturb_mask` restricts δ. `restarts` > 1 repeats `run` on the samples not yet broken and keeps
+    each sample's worst case (largest Carlini–Wagner margin). `amp` runs the forward pass under bf16
+    autocast; losses are always computed in fp32. Random starts come from a generator seeded with `seed`
+    at every call (reproducible evaluation), or from torch's global RNG when `seed` is None (training).
+    """
+
+    norm: Norm = "linf"
+
+    def __init__(self, model: nn.Module, eps: float, *, restarts: int = 1, amp: bool = False,
+                 skip_misclassified: bool = True, seed: int | None = 0):
+        if eps < 0:
+            raise ValueError(f"eps must be ≥ 0, got {eps}")
+        if restarts < 1:
+            raise ValueError(f"restarts must be ≥ 1, got {restarts}")
+        self.model, self.eps, self.restarts, self.amp = model, float(eps), restarts, amp
+        self.skip_misclassified, self.seed = skip_misclassified, seed
+        self.generator: torch.Generator | None = None
+
+    # ------------------------------------------------------------------ model access for subclasses
+    def logits(self, images: torch.Tensor, model_mask: torch.Tensor | None) -> torch.Tensor:
+        """fp32 logits of the model, the forward pass under bf16 autocast when `amp` is on."""
+        return model_logits(self.model, images, model_mask, self.amp)
+
+    def input_gradient(self, images: torch.Tensor, labels: torch.Tensor, model_mask: torch.Tensor | None,
+                       loss_fn) -> tuple[torch.Tensor, torch.Tensor]:
+        """(∇_x Σ loss, per-sample loss) at `images`; the loss is `loss_fn(logits, labels)`."""
+        images = images.detach().requires_grad_(True)
+        loss = loss_fn(self.logits(images, model_mask), labels)
+        (grad,) = torch.autograd.grad(loss.sum(), images)
+        return grad, loss.detach()
+
+    def project(self, adversarial: torch.Tensor, images: torch.Tensor, perturb_mask: torch.Tensor | None) -> torch.Tensor:
+        return project(adversarial, images, self.eps, self.norm, perturb_mask)
+
+    def rand(self, *shape: int, device: torch.device) -> torch.Tensor:
+        """U[0, 1) noise from this attack's own seeded generator (reproducible across calls and runs)."""
+        return torch.rand(*shape, generator=self.generator, device=device)
+
+    # ------------------------------------------------------------------ the public call
+    def run(self, images: torch.Tensor, labels: torch.Tensor, model_mask: torch.Tensor | None,
+            perturb_mask: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, *, model_mask: torch.Tensor | None = None,
+                 perturb_mask: torch.Tensor | None = None) -> AttackResult:
+        _check_inputs(images, labels, model_mask, perturb_mask)
+        self.generator = None if self.seed is None else torch.Generator(images.device).manual_seed(self.seed)
+        with frozen_eval(self.model):
+            adversarial = images.clone()
+            todo = torch.ones_like(labels, dtype=torch.bool)
+            worst_margin = None
+            if self.skip_misclassified or self.restarts > 1:
+                worst_margin = margin(self.logits(images, model_mask), labels)
+                if self.skip_misclassified:
+                    todo = worst_margin <= 0
+            for _ in range(self.restarts):
+                if not todo.any():
+                    break
+                index = todo.nonzero()[:, 0]
+                with torch.enable_grad():
+                    found = self.run(images[index], labels[index], take(model_mask, index), take(perturb_mask, index))
+                found = self.project(found, images[index], take(perturb_mask, index))
+                if self.restarts == 1:
+                    adversarial[index] = found
+                    break
+                found_margin = margin(self.logits(found, take(model_mask, index)), labels[index])
+                better = found_margin > worst_margin[index]
+                adversarial[index[better]] = found[better]
+                worst_margin[index[better]] = found_margin[better]
+                todo = worst_margin <= 0
+            success = self.logits(adversarial, model_mask).argmax(1) != labels
+        return AttackResult(adversarial, success)
+
+
+def take(tensor: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
+    return None if tensor is None else tensor[index]
+
+
+def _check_inputs(images: torch.Tensor, labels: torch.Tensor, model_mask: torch.Tensor | None,
+                  perturb_mask: torch.Tensor | None) -> None:
+    if images.dim() != 4 or labels.shape != images.shape[:1]:
+        raise ValueError(f"expected images B×C×H×W and labels B, got {tuple(images.shape)} and {tuple(labels.shape)}")
+    if images.numel() and (images.min() < 0 or images.max() > 1):
+        raise ValueError("images must lie in [0, 1] (normalisation belongs inside the model)")
+    for name, mask in (("model_mask", model_mask), ("perturb_mask", perturb_mask)):
+        if mask is not None and (mask.shape[0] != images.shape[0] or mask.shape[-2:] != images.shape[-2:]):
+            raise ValueError(f"{name} must be B×1×H×W matching the images, got {tuple(mask.shape)}")

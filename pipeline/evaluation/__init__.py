@@ -1,0 +1,1 @@
+"""Robust accuracy, confidence intervals and the gradient-masking audit."""

@@ -1,0 +1,41 @@
+"""Clean accuracy and attack success over a whole sample set, batch by batch on the device."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pipeline.attacks.base import Attack
+from pipeline.data.dataset import SampleTensors
+from pipeline.models.forward import model_logits
+
+
+@torch.no_grad()
+def correct_flags(model: nn.Module, samples: SampleTensors, batch_size: int, device: torch.device,
+                  mask_mode: str, amp: bool = False) -> torch.Tensor:
+    """Per-sample bool: the model (in eval mode) classifies the clean image correctly."""
+    was_training = model.training
+    model.eval()
+    flags = [model_logits(model, images, mask, amp).argmax(1) == labels
+             for images, mask, labels in samples.batches(batch_size, device, mask_mode)]
+    model.train(was_training)
+    return torch.cat(flags).cpu() if flags else torch.zeros(0, dtype=torch.bool)
+
+
+def success_flags(attack: Attack, samples: SampleTensors, batch_size: int, device: torch.device, mask_mode: str,
+                  desc: str | None = None) -> torch.Tensor:
+    """Per-sample bool: the attack's output is misclassified (clean mistakes count as successes)."""
+    batches = samples.batches(batch_size, device, mask_mode)
+    total = -(-len(samples) // batch_size)
+    flags = [attack(images, labels, model_mask=mask).success.cpu()
+             for images, mask, labels in tqdm(batches, total=total, desc=desc, leave=False, disable=desc is None)]
+    return torch.cat(flags) if flags else torch.zeros(0, dtype=torch.bool)
+
+
+def accuracy(model: nn.Module, samples: SampleTensors, batch_size: int, device: torch.device, mask_mode: str) -> float:
+    return correct_flags(model, samples, batch_size, device, mask_mode).float().mean().item()
+
+
+def robust_accuracy(attack: Attack, samples: SampleTensors, batch_size: int, device: torch.device, mask_mode: str) -> float:
+    return 1 - success_flags(attack, samples, batch_size, device, mask_mode).float().mean().item()

@@ -1,0 +1,1 @@
+"""Classifiers (a block structure shared by every architecture), wrappers and checkpoints."""

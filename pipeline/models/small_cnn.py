@@ -1,0 +1,20 @@
+"""A 4-conv CNN for 32–64 px inputs: two blocks of (conv-BN-ReLU)×2 + 2×2 max-pool, then pool + linear."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from pipeline.models.blocks import BlockClassifier, pooled_linear
+
+
+def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for channels in (in_channels, out_channels):
+        layers += [nn.Conv2d(channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+                   nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, nn.MaxPool2d(2))
+
+
+def small_cnn(num_classes: int, width: int) -> BlockClassifier:
+    """Channels width → 2·width; the four conv layers are the ones the issue's throughput figure refers to."""
+    return BlockClassifier([conv_block(3, width), conv_block(width, 2 * width)], pooled_linear(2 * width, num_classes))

@@ -1,0 +1,96 @@
+"""The training loop: seeded epochs, per-iteration learning rate, per-epoch evaluation and resume state.
+
+Every epoch reseeds torch, the shuffling and the augmentation from (seed, epoch), so a run resumed from
+an epoch checkpoint produces the same weights as an uninterrupted one (on the same device).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from pipeline.attacks.pgd import PGD
+from pipeline.config import Optimiser
+from pipeline.data.dataset import PreparedDataset, SampleTensors, model_mask
+from pipeline.defenses import TrainingStep
+from pipeline.evaluation.accuracy import accuracy, robust_accuracy
+from pipeline.train.optim import build_optimizer, learning_rate, set_learning_rate
+from pipeline.train.state import ResumeState, load_state, save_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    epochs: int
+    batch_size: int
+    optimiser: Optimiser
+    seed: int
+    mask_mode: str                       # none | foreground | random
+    eval_eps: float                      # the per-epoch PGD curve on the validation subset
+    eval_step_size: float
+    eval_steps: int
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 100_003 + epoch
+
+
+def train_epoch(model: nn.Module, step: TrainingStep, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                settings: FitSettings, epoch: int, device: torch.device) -> dict:
+    model.train()
+    total_loss = correct = seen = 0.0
+    for i, (images, masks, random_masks, labels) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", leave=False)):
+        set_learning_rate(optimizer, learning_rate(settings.optimiser, (epoch + i / len(loader)) / settings.epochs))
+        images, labels = images.to(device), labels.to(device)
+        mask = model_mask(settings.mask_mode, masks, random_masks)
+        out = step(images, labels, None if mask is None else mask.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        total_loss += out.loss.item() * len(out.labels)
+        correct += (out.logits.argmax(1) == out.labels).sum().item()
+        seen += len(out.labels)
+    return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+
+
+def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_set: SampleTensors,
+        val_subset: SampleTensors, settings: FitSettings, state_dir: Path, fingerprint: str, device: torch.device,
+        on_epoch_end: Callable[[dict], None] = lambda metrics: None) -> list[dict]:
+    """Train for settings.epochs, resuming from `state_dir` when it holds a state of this `fingerprint`.
+
+    After every epoch: clean accuracy on `val_set`, PGD accuracy on `val_subset`, a resume state, then
+    `on_epoch_end(metrics)`. Returns the per-epoch metrics of the whole run (resumed epochs included).
+    """
+    optimizer = build_optimizer(model, settings.optimiser)
+    state = load_state(state_dir, model, optimizer, fingerprint) or ResumeState(0, [], fingerprint)
+    if state.epoch:
+        log.info("resuming after epoch %d of %d from %s", state.epoch, settings.epochs, state_dir)
+        for metrics in state.history:
+            on_epoch_end(metrics)
+    attack = PGD(model, settings.eval_eps, steps=settings.eval_steps, step_size=settings.eval_step_size,
+                 seed=settings.seed)
+    for epoch in range(state.epoch, settings.epochs):
+        seed = epoch_seed(settings.seed, epoch)
+        torch.manual_seed(seed)
+        if train_set.transform is not None:
+            train_set.transform.set_random_seed(seed)
+        loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, drop_last=len(train_set) > settings.batch_size,
+                            generator=torch.Generator().manual_seed(seed))
+        metrics = {"epoch": epoch + 1, **train_epoch(model, step, loader, optimizer, settings, epoch, device),
+                   "val_accuracy": accuracy(model, val_set, settings.batch_size, device, settings.mask_mode),
+                   "val_pgd_accuracy": robust_accuracy(attack, val_subset, settings.batch_size, device, settings.mask_mode)}
+        log.info("epoch %d/%d: %s", epoch + 1, settings.epochs,
+                 ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "epoch"))
+        state = ResumeState(epoch + 1, [*state.history, metrics], fingerprint)
+        save_state(state_dir, model, optimizer, state)
+        on_epoch_end(metrics)
+    model.eval()
+    return state.history

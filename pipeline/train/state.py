@@ -1,0 +1,69 @@
+"""Epoch-level resume state: weights and optimiser tensors in safetensors, the rest in JSON.
+
+A state is only resumed when its fingerprint (a hash of everything that determines training) matches,
+so a changed params entry or dataset starts over instead of continuing a different experiment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from pipeline.io.atomic import write_json
+from pipeline.models.checkpoint import save_tensors
+
+STATE = "state.json"
+
+
+def fingerprint(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class ResumeState:
+    epoch: int                 # epochs completed
+    history: list[dict]        # per-epoch metrics logged so far
+    fingerprint: str
+
+
+def save_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: ResumeState) -> None:
+    """Tensors first, then the JSON that makes them valid: a crash in between leaves the previous epoch's JSON."""
+    tensors = {f"model.{name}": t for name, t in model.state_dict().items()}
+    for index, slots in optimizer.state_dict()["state"].items():
+        tensors.update({f"optim.{index}.{slot}": torch.as_tensor(value) for slot, value in slots.items()
+                        if value is not None})
+    name = f"state-epoch{state.epoch}.safetensors"
+    save_tensors(Path(folder) / name, tensors)
+    write_json(Path(folder) / STATE, {"epoch": state.epoch, "history": state.history, "fingerprint": state.fingerprint,
+                                      "tensors": name})
+    for old in Path(folder).glob("state-epoch*.safetensors"):
+        if old.name != name:
+            old.unlink()
+
+
+def load_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, expected: str) -> ResumeState | None:
+    """Restore model and optimiser from `folder` if it holds a state with fingerprint `expected`."""
+    path = Path(folder) / STATE
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+        tensors = load_file(str(Path(folder) / meta["tensors"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    if meta.get("fingerprint") != expected:
+        return None
+    model.load_state_dict({name[6:]: t for name, t in tensors.items() if name.startswith("model.")})
+    optim_state = optimizer.state_dict()
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, slot = key.split(".", 2)
+            optim_state["state"].setdefault(int(index), {})[slot] = value
+    optimizer.load_state_dict(optim_state)
+    return ResumeState(meta["epoch"], meta["history"], meta["fingerprint"])

@@ -1,0 +1,131 @@
+"""Stage `attack_classifier@<name>`: the attack suite, accuracy curves and gradient-masking audit of one classifier.
+
+Writes `data/attack_classifier/<name>/`: metrics.json (accuracy with 95% Wilson intervals per ε and
+attack, the per-sample worst case, the audit), per_sample.csv (success flags), plots/ (accuracy vs ε and
+vs steps) and images/adversarial.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+
+import numpy as np
+import torch
+
+from pipeline.config import AttackClassifier, SuiteEntry
+from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
+from pipeline.evaluation.audit import run_audit
+from pipeline.evaluation.figures import adversarial_grid
+from pipeline.evaluation.suite import Evaluation, SuiteRunner, accuracy_summary, make_attack
+from pipeline.io.atomic import write_bytes, write_json, write_png
+from pipeline.models.checkpoint import load_classifier
+from pipeline.models.forward import model_logits
+from stages.common import DATA, classifier_args, log, pick_device
+
+
+def eps_label(spec: SuiteEntry, eps: float) -> str:
+    """Metric group names that read well in `dvc exp show`: eps_8_255 (L∞, in 1/255) or l2_eps_0p5."""
+    if spec.norm == "l2":
+        return f"l2_eps_{eps:g}".replace(".", "p")
+    return f"eps_{eps * 255:g}_255".replace(".", "p")
+
+
+def suite_budgets(cfg: AttackClassifier) -> list[tuple[str, SuiteEntry, float]]:
+    """(attack name, spec, ε) for every suite entry at every ε it runs at."""
+    runs = []
+    for name, spec in cfg.suite.items():
+        for eps in spec.eps if spec.eps is not None else [e / 255 for e in cfg.eps_255]:
+            runs.append((name, spec, eps))
+    return runs
+
+
+def csv_text(header: list[str], rows: list[list]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def curves(runner: SuiteRunner, cfg: AttackClassifier) -> tuple[bytes, bytes]:
+    """accuracy_vs_eps.csv (PGD-`eps_steps` over curves.eps_255) and accuracy_vs_steps.csv (PGD at the first ε)."""
+    rows_eps = [[0.0, *accuracy_summary(runner.clean_correct).values()]]
+    for eps_255 in cfg.curves.eps_255:
+        flags = runner.success(SuiteEntry(attack="pgd", steps=cfg.curves.eps_steps), eps_255 / 255)
+        rows_eps.append([eps_255, *accuracy_summary(~flags).values()])
+    rows_steps = []
+    for steps in cfg.curves.steps:
+        flags = runner.success(SuiteEntry(attack="pgd", steps=steps), cfg.eps_255[0] / 255)
+        rows_steps.append([steps, *accuracy_summary(~flags).values()])
+    columns = ["accuracy", "ci95_low", "ci95_high", "n"]
+    return csv_text(["eps_255", *columns], rows_eps), csv_text(["steps", *columns], rows_steps)
+
+
+def example_grid(evaluation: Evaluation, cfg: AttackClassifier, class_names: list[str]) -> np.ndarray:
+    """Clean vs PGD-20 adversarial examples on the first `grid_images` evaluation samples."""
+    eps = cfg.eps_255[0] / 255
+    images, mask, labels = next(evaluation.samples.batches(cfg.grid_images, evaluation.device, evaluation.mask_mode))
+    result = make_attack(evaluation, SuiteEntry(attack="pgd", steps=20), eps)(images, labels, model_mask=mask)
+    with torch.no_grad():
+        predicted = model_logits(evaluation.model, result.adversarial, mask).argmax(1)
+    captions = [f"{class_names[y][:12]} -> {class_names[p][:12]}" for y, p in zip(labels.tolist(), predicted.tolist())]
+    return adversarial_grid(images, result.adversarial, eps, captions)
+
+
+def main() -> None:
+    name, entry, params = classifier_args(__doc__.splitlines()[0])
+    cfg, device = params.attack_classifier, pick_device()
+    model, config = load_classifier(DATA / "train_classifier" / name, device)
+    mask_mode = entry.mask
+    if entry.mask != "none" and not entry.remask_at_test:
+        model, mask_mode = model.model, "none"     # ablation: the attacker's full image reaches the unmasked net
+        log.info("remask_at_test is off: evaluating the network without its mask")
+    val = DATA / "prepare" / entry.dataset / "val"
+    samples = SampleTensors(val, seeded_subset(len(PreparedDataset(val)), cfg.num_images, params.seed))
+    evaluation = Evaluation(model, mask_mode, samples, cfg.batch_size, device, cfg.step_ratio, cfg.amp, params.seed)
+    runner = SuiteRunner(evaluation)
+
+    metrics: dict = {"num_images": len(samples), "clean": accuracy_summary(runner.clean_correct)}
+    broken: dict[str, torch.Tensor] = {}
+    columns, flags = ["index", "label", "clean_correct"], [samples.indices, samples.labels.numpy(), runner.clean_correct.numpy()]
+    for attack_name, spec, eps in suite_budgets(cfg):
+        label = eps_label(spec, eps)
+        success = runner.success(spec, eps, f"{name}: {attack_name} {label}")
+        metrics.setdefault(label, {})[attack_name] = accuracy_summary(~success)
+        broken[label] = broken.get(label, torch.zeros_like(success)) | success
+        columns.append(f"{label}/{attack_name}")
+        flags.append(success.numpy())
+    for label, any_success in broken.items():
+        metrics[label]["worst_case"] = accuracy_summary(~any_success)
+        columns.append(f"{label}/worst_case")
+        flags.append(any_success.numpy())
+
+    first = SuiteEntry(attack="pgd")
+    first_label, eps = eps_label(first, cfg.eps_255[0] / 255), cfg.eps_255[0] / 255
+    white_box = torch.zeros_like(runner.clean_correct)
+    for attack_name, spec, run_eps in suite_budgets(cfg):
+        if spec.attack != "square" and spec.norm == "linf" and eps_label(spec, run_eps) == first_label:
+            white_box |= runner.success(spec, run_eps)
+    square = next((spec for spec in cfg.suite.values() if spec.attack == "square"), SuiteEntry(attack="square"))
+    metrics["audit"] = run_audit(runner, cfg.audit, eps, white_box, square)
+    by_eps, by_steps = curves(runner, cfg)
+
+    out = DATA / "attack_classifier" / name
+    write_bytes(out / "plots" / "accuracy_vs_eps.csv", by_eps)
+    write_bytes(out / "plots" / "accuracy_vs_steps.csv", by_steps)
+    write_png(out / "images" / "adversarial.png", example_grid(evaluation, cfg, config["class_names"]))
+    table = np.stack([np.asarray(f).astype(np.int64) for f in flags], axis=1)
+    write_bytes(out / "per_sample.csv", csv_text(columns, table.tolist()))
+    write_json(out / "metrics.json", metrics)
+    worst = metrics[first_label]["worst_case"]["accuracy"]
+    log.info("%s: clean %.4f, worst case at %s %.4f, audit %s", name, metrics["clean"]["accuracy"], first_label, worst,
+             "passed" if metrics["audit"]["passed"] else "FAILED")
+    if not metrics["audit"]["passed"] and cfg.audit.fail_stage:
+        failed = [k for k, v in metrics["audit"].items() if isinstance(v, dict) and not v["pass"]]
+        sys.exit(f"{name}: gradient-masking audit failed ({failed}); see {out / 'metrics.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""`train_classifier` and `attack_classifier` on the tiny profile: outputs checked by recomputing them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline.data.dataset import SampleTensors, seeded_subset
+from pipeline.evaluation.accuracy import correct_flags
+from pipeline.evaluation.intervals import wilson_interval
+from pipeline.models.checkpoint import load_classifier
+from tests.helpers import run
+
+NAMES = ("gtsrb_natural_foreground", "coco_ic_madry_none")
+
+
+@pytest.fixture(scope="module")
+def trained(workdir):
+    for name in NAMES:
+        run([sys.executable, "-m", "stages.train_classifier", name], workdir)
+        run([sys.executable, "-m", "stages.attack_classifier", name], workdir)
+    return workdir
+
+
+def params(workdir) -> dict:
+    return yaml.safe_load((workdir / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_training_outputs_rebuild_the_model_and_match_its_metrics(trained, name):
+    folder = trained / "data/train_classifier" / name
+    entry = params(trained)["classifiers"][name]
+    model, config = load_classifier(folder)
+    assert config["mask"] == entry["mask"] and config["model"] == entry["model"]
+    val = SampleTensors(trained / "data/prepare" / entry["dataset"] / "val")
+    accuracy = correct_flags(model, val, 64, torch.device("cpu"), entry["mask"]).float().mean().item()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["epoch"] == entry["epochs"] and metrics["val_accuracy"] == pytest.approx(accuracy)
+    curves = {p.stem: p.read_text().splitlines() for p in (folder / "plots/metrics").glob("*.tsv")}
+    assert set(curves) == {"train_loss", "train_accuracy", "val_accuracy", "val_pgd_accuracy"}
+    assert all(len(lines) == entry["epochs"] + 1 for lines in curves.values())        # header + one row per epoch
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_attack_metrics_agree_with_the_per_sample_flags(trained, name):
+    folder = trained / "data/attack_classifier" / name
+    p = params(trained)
+    entry, cfg = p["classifiers"][name], p["attack_classifier"]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    rows = list(csv.DictReader((folder / "per_sample.csv").open()))
+    val = trained / "data/prepare" / entry["dataset"] / "val"
+    count = len(np.load(val / "labels.npy"))
+    assert [int(r["index"]) for r in rows] == seeded_subset(count, cfg["num_images"], p["seed"]).tolist()
+
+    model, _ = load_classifier(trained / "data/train_classifier" / name)
+    samples = SampleTensors(val, [int(r["index"]) for r in rows])
+    clean = correct_flags(model, samples, 64, torch.device("cpu"), entry["mask"])
+    assert [int(r["clean_correct"]) for r in rows] == clean.int().tolist()
+
+    for label, attacks in metrics.items():
+        if not label.startswith(("eps_", "l2_eps_")):
+            continue
+        columns = [f"{label}/{a}" for a in attacks if a != "worst_case"]
+        for attack, summary in attacks.items():
+            success = np.array([int(r[f"{label}/{attack}"]) for r in rows])
+            hits = int((1 - success).sum())
+            assert summary["accuracy"] == pytest.approx(hits / len(rows))
+            assert (summary["ci95_low"], summary["ci95_high"]) == pytest.approx(wilson_interval(hits, len(rows)))
+            assert np.all(success >= 1 - clean.int().numpy())            # clean mistakes count as broken
+        worst = np.array([int(r[f"{label}/worst_case"]) for r in rows])
+        assert np.array_equal(worst, np.max([[int(r[c]) for r in rows] for c in columns], axis=0))
+    assert set(metrics["audit"]) == {"passed", "zero_gradient_share", "pgd20_pgd100_gap", "blackbox_wins",
+                                     "large_eps_accuracy", "forward_change"}
+    assert (folder / "images/adversarial.png").stat().st_size > 0
+    assert (folder / "plots/accuracy_vs_eps.csv").read_text().startswith("eps_255,accuracy")
+
+
+def test_failing_audit_fails_the_stage_when_asked(trained):
+    name = "coco_ic_madry_none"
+    p = params(trained)
+    clean = json.loads((trained / "data/attack_classifier" / name / "metrics.json").read_text())["clean"]["accuracy"]
+    assert clean > 0, "the check below needs a classifier with some correct samples"
+    # A "large" ε of 0.01/255 cannot bring accuracy to 0: the large-ε check fails.
+    p["attack_classifier"]["audit"].update(fail_stage=True, large_eps_255=0.01, max_large_eps_accuracy=0.0)
+    (trained / "strict.yaml").write_text(yaml.safe_dump(p))
+    result = run([sys.executable, "-m", "stages.attack_classifier", name, "--params", "strict.yaml"], trained, check=False)
+    assert result.returncode != 0 and "large_eps_accuracy" in result.stderr
+    metrics = json.loads((trained / "data/attack_classifier" / name / "metrics.json").read_text())
+    assert metrics["audit"]["large_eps_accuracy"]["pass"] is False
+
+
+def test_unknown_classifier_is_named(workdir):
+    result = run([sys.executable, "-m", "stages.train_classifier", "nope"], workdir, check=False)
+    assert result.returncode != 0 and "nope" in result.stderr and "gtsrb_natural_foreground" in result.stderr

@@ -1,0 +1,122 @@
+"""Training: recipes registry, resume after an interruption, determinism, checkpoints that rebuild the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import Optimiser
+from pipeline.data.dataset import PreparedDataset, SampleTensors
+from pipeline.defenses import RecipeSettings, build_recipe, recipe_names
+from pipeline.models.checkpoint import load_classifier, save_classifier
+from pipeline.models.registry import build_classifier
+from pipeline.train.loop import FitSettings, fit
+from tests.models import stripes
+
+CONFIG = {"model": {"arch": "small_cnn", "width": 4}, "num_classes": 4, "mean": [0.5] * 3, "std": [0.1] * 3,
+          "mask": "foreground", "fill": 0.0}
+SGD = Optimiser(name="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine")
+
+
+def write_split(folder, n: int, seed: int):
+    images, labels = stripes(n, seed=seed)
+    folder.mkdir(parents=True)
+    np.save(folder / "images.npy", (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+    masks = np.zeros((n, 16, 16), np.uint8)
+    masks[:, 2:14, 2:14] = 1
+    np.save(folder / "masks.npy", masks)
+    np.save(folder / "random_masks.npy", np.roll(masks, 2, axis=2))
+    np.save(folder / "labels.npy", labels.numpy().astype(np.int64))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prepared")
+    return write_split(root / "train", 96, 1), write_split(root / "val", 40, 2)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def train(splits, state_dir, recipe="natural", epochs=3, stop_after=None, fingerprint="f", seed=0):
+    train_folder, val_folder = splits
+    torch.manual_seed(seed)
+    model = build_classifier(CONFIG)
+    step = build_recipe(recipe, model, RecipeSettings(8 / 255, 2 / 255, 2))
+    settings = FitSettings(epochs, 16, SGD, seed, "foreground", 8 / 255, 2 / 255, 2)
+    seen = []
+
+    def on_epoch_end(metrics):
+        seen.append(metrics["epoch"])
+        if stop_after is not None and metrics["epoch"] == stop_after and len(seen) == stop_after:
+            raise Interrupted
+
+    history = fit(model, step, PreparedDataset(train_folder), SampleTensors(val_folder), SampleTensors(val_folder),
+                  settings, state_dir, fingerprint, torch.device("cpu"), on_epoch_end)
+    return model, history, seen
+
+
+def same_weights(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_recipes_are_one_file_each():
+    assert recipe_names() == ["fast", "madry", "natural"]
+
+
+def test_same_seed_same_weights(splits, tmp_path):
+    first, history_a, _ = train(splits, tmp_path / "a")
+    second, history_b, _ = train(splits, tmp_path / "b")
+    assert same_weights(first, second) and history_a == history_b
+    third, _, _ = train(splits, tmp_path / "c", seed=1)
+    assert not same_weights(first, third)
+
+
+@pytest.mark.parametrize("recipe", ["natural", "madry"])
+def test_resume_after_interruption_gives_the_uninterrupted_weights(splits, tmp_path, recipe):
+    reference, reference_history, _ = train(splits, tmp_path / "full", recipe)
+    with pytest.raises(Interrupted):
+        train(splits, tmp_path / "cut", recipe, stop_after=2)
+    resumed, history, seen = train(splits, tmp_path / "cut", recipe)
+    assert seen == [1, 2, 3]                 # epochs 1–2 replayed from the state, epoch 3 trained
+    assert history == reference_history
+    assert same_weights(resumed, reference)
+
+
+def test_a_state_from_other_settings_is_not_resumed(splits, tmp_path):
+    train(splits, tmp_path / "s", epochs=2, fingerprint="old")
+    resumed, history, _ = train(splits, tmp_path / "s", epochs=2, fingerprint="new", seed=1)
+    fresh, fresh_history, _ = train(splits, tmp_path / "t", epochs=2, fingerprint="new", seed=1)
+    assert history == fresh_history and same_weights(resumed, fresh)
+
+
+@pytest.mark.parametrize("recipe", ["fast", "madry"])
+def test_adversarial_recipes_train_on_perturbed_inputs(splits, recipe):
+    torch.manual_seed(0)
+    model = build_classifier(CONFIG).train()
+    images, labels = stripes(8)
+    mask = torch.ones(8, 1, 16, 16)
+    out = build_recipe(recipe, model, RecipeSettings(8 / 255, 2 / 255, 3))(images, labels, mask)
+    natural = build_recipe("natural", model, RecipeSettings(8 / 255, 2 / 255, 3))(images, labels, mask)
+    assert out.loss.requires_grad and torch.isfinite(out.loss)
+    assert not torch.equal(out.logits, natural.logits)
+    assert model.training and all(m.training for m in model.modules())
+
+
+def test_checkpoint_rebuilds_the_same_model(tmp_path):
+    torch.manual_seed(0)
+    model = build_classifier(CONFIG).eval()
+    save_classifier(tmp_path, model, CONFIG)
+    loaded, config = load_classifier(tmp_path)
+    images, _ = stripes(4)
+    mask = torch.ones(4, 1, 16, 16)
+    assert config == CONFIG and torch.equal(model(images, mask), loaded(images, mask))
+
+
+def test_checkpoint_that_does_not_match_its_config_is_refused(tmp_path):
+    save_classifier(tmp_path, build_classifier(CONFIG), {**CONFIG, "model": {"arch": "small_cnn", "width": 8}})
+    with pytest.raises(ValueError, match="does not match config.json"):
+        load_classifier(tmp_path)
