@@ -20,5 +20,10 @@ repro: $(STAMP)
 test: $(STAMP)
 	python -m pytest
 
+benchmark: $(STAMP)
+	python -m benchmarks.pgd_throughput
+	python -m benchmarks.madry_epoch
+	python -m benchmarks.resnet18_throughput
+
 clean-venv:
 	rm -rf $(VENV)
