@@ -25,9 +25,9 @@ from pipeline.models.forward import model_logits
 from stages.common import DATA, classifier_args, log, pick_device
 
 
-def eps_label(spec: SuiteEntry, eps: float) -> str:
+def eps_label(norm: str, eps: float) -> str:
     """Metric group names that read well in `dvc exp show`: eps_8_255 (L∞, in 1/255) or l2_eps_0p5."""
-    if spec.norm == "l2":
+    if norm == "l2":
         return f"l2_eps_{eps:g}".replace(".", "p")
     return f"eps_{eps * 255:g}_255".replace(".", "p")
 
@@ -89,27 +89,25 @@ def main() -> None:
 
     metrics: dict = {"num_images": len(samples), "clean": accuracy_summary(runner.clean_correct)}
     broken: dict[str, torch.Tensor] = {}
+    first_eps = cfg.eps_255[0] / 255                     # the audit's ε
+    first_label, white_box = eps_label("linf", first_eps), torch.zeros_like(runner.clean_correct)
     columns, flags = ["index", "label", "clean_correct"], [samples.indices, samples.labels.numpy(), runner.clean_correct.numpy()]
     for attack_name, spec, eps in suite_budgets(cfg):
-        label = eps_label(spec, eps)
+        label = eps_label(spec.norm, eps)
         success = runner.success(spec, eps, f"{name}: {attack_name} {label}")
         metrics.setdefault(label, {})[attack_name] = accuracy_summary(~success)
         broken[label] = broken.get(label, torch.zeros_like(success)) | success
         columns.append(f"{label}/{attack_name}")
         flags.append(success.numpy())
+        if label == first_label and spec.attack != "square":
+            white_box |= success
     for label, any_success in broken.items():
         metrics[label]["worst_case"] = accuracy_summary(~any_success)
         columns.append(f"{label}/worst_case")
         flags.append(any_success.numpy())
 
-    first = SuiteEntry(attack="pgd")
-    first_label, eps = eps_label(first, cfg.eps_255[0] / 255), cfg.eps_255[0] / 255
-    white_box = torch.zeros_like(runner.clean_correct)
-    for attack_name, spec, run_eps in suite_budgets(cfg):
-        if spec.attack != "square" and spec.norm == "linf" and eps_label(spec, run_eps) == first_label:
-            white_box |= runner.success(spec, run_eps)
     square = next((spec for spec in cfg.suite.values() if spec.attack == "square"), SuiteEntry(attack="square"))
-    metrics["audit"] = run_audit(runner, cfg.audit, eps, white_box, square)
+    metrics["audit"] = run_audit(runner, cfg.audit, first_eps, white_box, square)
     by_eps, by_steps = curves(runner, cfg)
 
     out = DATA / "attack_classifier" / name

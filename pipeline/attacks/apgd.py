@@ -41,17 +41,11 @@ class APGD(Attack):
 
     def run(self, images: torch.Tensor, labels: torch.Tensor, model_mask: torch.Tensor | None,
             perturb_mask: torch.Tensor | None) -> torch.Tensor:
-        def gradient(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            x = x.detach().requires_grad_(True)
-            logits = self.logits(x, model_mask)
-            loss = self.loss_fn(logits, labels)
-            (grad,) = torch.autograd.grad(loss.sum(), x)
-            return grad, loss.detach(), logits.detach().argmax(1) != labels
-
         view = (-1, 1, 1, 1)
         eta = torch.full((len(images),), 2 * self.eps, device=images.device)
         x = self.project(images + self.eps * (2 * self.rand(*images.shape, device=images.device) - 1), images, perturb_mask)
-        grad, loss, found = gradient(x)
+        grad, loss, logits = self.input_gradient(x, labels, model_mask, self.loss_fn)
+        found = logits.argmax(1) != labels
         best_x, best_loss, adversarial = x.clone(), loss.clone(), x.clone()
         x_prev = x
         x = self.project(x + eta.view(view) * grad.sign(), images, perturb_mask)
@@ -59,7 +53,8 @@ class APGD(Attack):
         marks = checkpoints(self.steps)
         last_mark, eta_at_mark, best_at_mark = 0, eta.clone(), best_loss.clone()
         for k in range(1, self.steps):
-            grad_k, loss_k, fooled_k = gradient(x)
+            grad_k, loss_k, logits_k = self.input_gradient(x, labels, model_mask, self.loss_fn)
+            fooled_k = logits_k.argmax(1) != labels
             adversarial[fooled_k & ~found] = x[fooled_k & ~found]
             found |= fooled_k
             rises += (loss_k > loss).float()

@@ -20,7 +20,6 @@ from pipeline.attacks.losses import margin
 from pipeline.models.forward import model_logits
 
 Norm = Literal["linf", "l2"]
-TOLERANCE = 1e-6
 
 
 @dataclass
@@ -90,12 +89,13 @@ class Attack:
         return model_logits(self.model, images, model_mask, self.amp)
 
     def input_gradient(self, images: torch.Tensor, labels: torch.Tensor, model_mask: torch.Tensor | None,
-                       loss_fn) -> tuple[torch.Tensor, torch.Tensor]:
-        """(∇_x Σ loss, per-sample loss) at `images`; the loss is `loss_fn(logits, labels)`."""
+                       loss_fn) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(∇_x Σ loss, per-sample loss, logits) at `images`; the loss is `loss_fn(logits, labels)`."""
         images = images.detach().requires_grad_(True)
-        loss = loss_fn(self.logits(images, model_mask), labels)
+        logits = self.logits(images, model_mask)
+        loss = loss_fn(logits, labels)
         (grad,) = torch.autograd.grad(loss.sum(), images)
-        return grad, loss.detach()
+        return grad, loss.detach(), logits.detach()
 
     def project(self, adversarial: torch.Tensor, images: torch.Tensor, perturb_mask: torch.Tensor | None) -> torch.Tensor:
         return project(adversarial, images, self.eps, self.norm, perturb_mask)

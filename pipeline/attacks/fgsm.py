@@ -13,5 +13,5 @@ class FGSM(Attack):
 
     def run(self, images: torch.Tensor, labels: torch.Tensor, model_mask: torch.Tensor | None,
             perturb_mask: torch.Tensor | None) -> torch.Tensor:
-        grad, _ = self.input_gradient(images, labels, model_mask, cross_entropy)
+        grad, _, _ = self.input_gradient(images, labels, model_mask, cross_entropy)
         return self.project(images + self.eps * grad.sign(), images, perturb_mask)

@@ -31,14 +31,13 @@ class PGD(Attack):
         """A uniform point of the L∞ ball, or of the L2 ball (uniform direction and radius^(1/d) law)."""
         if not self.random_start:
             return images
-        noise = self.rand(*images.shape, device=images.device) * 2 - 1
         if self.norm == "l2":
             direction = torch.randn(images.shape, generator=self.generator, device=images.device)
-            dims = direction[0].numel()
-            radius = self.rand(len(images), device=images.device) ** (1 / dims) * self.eps
+            radius = self.rand(len(images), device=images.device) ** (1 / direction[0].numel()) * self.eps
             noise = direction / direction.flatten(1).norm(dim=1).view(-1, 1, 1, 1) * radius.view(-1, 1, 1, 1)
-            return self.project(images + noise, images, perturb_mask)
-        return self.project(images + self.eps * noise, images, perturb_mask)
+        else:
+            noise = self.eps * (self.rand(*images.shape, device=images.device) * 2 - 1)
+        return self.project(images + noise, images, perturb_mask)
 
     def ascent_direction(self, grad: torch.Tensor, perturb_mask: torch.Tensor | None) -> torch.Tensor:
         if self.norm == "linf":
@@ -53,7 +52,7 @@ class PGD(Attack):
         if self.early_stop:
             return self.run_early_stop(adversarial, images, labels, model_mask, perturb_mask)
         for _ in range(self.steps):
-            grad, _ = self.input_gradient(adversarial, labels, model_mask, self.loss_fn)
+            grad, _, _ = self.input_gradient(adversarial, labels, model_mask, self.loss_fn)
             adversarial = self.project(adversarial + self.step_size * self.ascent_direction(grad, perturb_mask),
                                        images, perturb_mask)
         return adversarial
@@ -63,12 +62,10 @@ class PGD(Attack):
         """The same iteration, but a sample leaves the batch at the first iterate the model misclassifies."""
         active = torch.arange(len(images), device=images.device)
         for _ in range(self.steps):
-            x = adversarial[active].requires_grad_(True)
-            mask, pmask = take(model_mask, active), take(perturb_mask, active)
-            logits = self.logits(x, mask)
-            (grad,) = torch.autograd.grad(self.loss_fn(logits, labels[active]).sum(), x)
-            alive = logits.detach().argmax(1) == labels[active]
-            moved = self.project(x.detach() + self.step_size * self.ascent_direction(grad, pmask), images[active], pmask)
+            x, pmask = adversarial[active], take(perturb_mask, active)
+            grad, _, logits = self.input_gradient(x, labels[active], take(model_mask, active), self.loss_fn)
+            alive = logits.argmax(1) == labels[active]
+            moved = self.project(x + self.step_size * self.ascent_direction(grad, pmask), images[active], pmask)
             adversarial[active[alive]] = moved[alive]
             active = active[alive]
             if not len(active):

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from pipeline.attacks.base import Attack
+from pipeline.attacks.base import Attack, take
 from pipeline.attacks.losses import margin
 
 HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
@@ -61,12 +61,12 @@ class Square(Attack):
             if not len(active):
                 break
             side = min(max(round(math.sqrt(window_share(query, self.queries, self.p_init) * height * width)), 1), height - 1)
-            mask = None if perturb_mask is None else perturb_mask[active]
+            mask = take(perturb_mask, active)
             window = self.window(side, height, width, mask, len(active), images.device)
             values = self.eps * self.random_sign(len(active), channels, 1, 1, device=images.device)
             delta = torch.where(window, values, best[active] - images[active])
             candidate = self.project(images[active] + delta, images[active], mask)
-            candidate_margin = -margin(self.logits(candidate, None if model_mask is None else model_mask[active]), labels[active])
+            candidate_margin = -margin(self.logits(candidate, take(model_mask, active)), labels[active])
             better = candidate_margin < best_margin[active]
             best[active[better]] = candidate[better]
             best_margin[active[better]] = candidate_margin[better]

@@ -27,6 +27,6 @@ class StepLL(Attack):
             least_likely = self.logits(images, model_mask).argmin(1)
         adversarial = images
         for _ in range(self.steps):
-            grad, _ = self.input_gradient(adversarial, least_likely, model_mask, cross_entropy)
+            grad, _, _ = self.input_gradient(adversarial, least_likely, model_mask, cross_entropy)
             adversarial = self.project(adversarial - self.step_size * grad.sign(), images, perturb_mask)
         return adversarial

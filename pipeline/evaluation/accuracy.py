@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pipeline.attacks.base import Attack
+from pipeline.attacks.base import Attack, frozen_eval
 from pipeline.data.dataset import SampleTensors
 from pipeline.models.forward import model_logits
 
@@ -15,11 +15,9 @@ from pipeline.models.forward import model_logits
 def correct_flags(model: nn.Module, samples: SampleTensors, batch_size: int, device: torch.device,
                   mask_mode: str, amp: bool = False) -> torch.Tensor:
     """Per-sample bool: the model (in eval mode) classifies the clean image correctly."""
-    was_training = model.training
-    model.eval()
-    flags = [model_logits(model, images, mask, amp).argmax(1) == labels
-             for images, mask, labels in samples.batches(batch_size, device, mask_mode)]
-    model.train(was_training)
+    with frozen_eval(model):
+        flags = [model_logits(model, images, mask, amp).argmax(1) == labels
+                 for images, mask, labels in samples.batches(batch_size, device, mask_mode)]
     return torch.cat(flags).cpu() if flags else torch.zeros(0, dtype=torch.bool)
 
 

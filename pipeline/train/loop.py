@@ -46,7 +46,9 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def train_epoch(model: nn.Module, step: TrainingStep, loader: DataLoader, optimizer: torch.optim.Optimizer,
                 settings: FitSettings, epoch: int, device: torch.device) -> dict:
     model.train()
-    total_loss = correct = seen = 0.0
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)     # summed on the device: no sync per step
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
     for i, (images, masks, random_masks, labels) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", leave=False)):
         set_learning_rate(optimizer, learning_rate(settings.optimiser, (epoch + i / len(loader)) / settings.epochs))
         images, labels = images.to(device), labels.to(device)
@@ -55,10 +57,10 @@ def train_epoch(model: nn.Module, step: TrainingStep, loader: DataLoader, optimi
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()
-        total_loss += out.loss.item() * len(out.labels)
-        correct += (out.logits.argmax(1) == out.labels).sum().item()
+        total_loss += out.loss.detach().double() * len(out.labels)
+        correct += (out.logits.argmax(1) == out.labels).sum()
         seen += len(out.labels)
-    return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+    return {"train_loss": total_loss.item() / seen, "train_accuracy": correct.item() / seen}
 
 
 def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_set: SampleTensors,
