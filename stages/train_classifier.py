@@ -8,6 +8,7 @@ interrupted run continues from it).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from pipeline.io.atomic import write_json
 from pipeline.models.checkpoint import save_classifier
 from pipeline.models.registry import build_classifier
 from pipeline.train.loop import FitSettings, fit
-from pipeline.train.state import fingerprint
+from pipeline.train.state import fingerprint, library_digest
 from stages.common import DATA, classifier_args, log, pick_device
 
 
@@ -60,7 +61,8 @@ def main() -> None:
     step_fn = build_recipe(entry.recipe, model, RecipeSettings(eps, step, entry.adversary.steps))
     settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, params.seed, entry.mask, eps, step,
                            entry.adversary.steps)
-    identity = fingerprint(entry.model_dump(), params.seed, getattr(params.augment, entry.dataset).model_dump(),
+    identity = fingerprint(library_digest(), Path(__file__).read_text(), entry.model_dump(), params.seed,
+                           getattr(params.augment, entry.dataset).model_dump(),
                            *[(data / split / f).read_text() for split in ("train", "val") for f in ("meta.json", "index.json")])
     log.info("training %s: %s", name, entry.model_dump())
     live = Live(str(out), dvcyaml=False, save_dvc_exp=False)

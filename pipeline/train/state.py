@@ -1,7 +1,8 @@
 """Epoch-level resume state: weights and optimiser tensors in safetensors, the rest in JSON.
 
-A state is only resumed when its fingerprint (a hash of everything that determines training) matches,
-so a changed params entry or dataset starts over instead of continuing a different experiment.
+A state is only resumed when its fingerprint (a hash of everything that determines training: params,
+data and the library's code) matches, so a changed entry, dataset or training code starts over instead
+of continuing, or reusing the finished weights of, a different experiment.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ STATE = "state.json"
 
 def fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def library_digest() -> str:
+    """A hash of the pipeline package's source: a state saved by other training code is never resumed."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 @dataclass
