@@ -207,9 +207,16 @@ class Classifier(Strict):
     model: SmallCnn | ResNet = Field(discriminator="arch")
     optimiser: Optimiser
     epochs: int = Field(ge=1)
+    warmup_epochs: int = Field(default=0, ge=0)  # the first epochs train on clean images (recipe natural)
     batch_size: int = Field(ge=1)
     adversary: Adversary
     val_subset: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _warmup_within_epochs(self) -> "Classifier":
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs})")
+        return self
 
     @field_validator("recipe")
     @classmethod
@@ -275,6 +282,13 @@ class AttackClassifier(Strict):
     grid_images: int = Field(ge=1, le=64)
 
 
+# -------------------------------------------------------------------------- report
+class Report(Strict):
+    """What the report compares: classifiers by clean, `classifier_attack` and worst-case accuracy."""
+
+    classifier_attack: str
+
+
 class Params(Strict):
     seed: int = Field(ge=0)
     download: Download
@@ -282,6 +296,14 @@ class Params(Strict):
     augment: AugmentSection
     classifiers: dict[str, Classifier]
     attack_classifier: AttackClassifier
+    report: Report
+
+    @model_validator(mode="after")
+    def _report_attack_in_suite(self) -> "Params":
+        if self.report.classifier_attack not in self.attack_classifier.suite:
+            raise ValueError(f"report.classifier_attack {self.report.classifier_attack!r} is not an entry of "
+                             f"attack_classifier.suite ({sorted(self.attack_classifier.suite)})")
+        return self
 
     @field_validator("classifiers")
     @classmethod

@@ -7,8 +7,6 @@ vs steps) and images/adversarial.png.
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 
 import numpy as np
@@ -18,18 +16,12 @@ from pipeline.config import AttackClassifier, SuiteEntry
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
 from pipeline.evaluation.audit import run_audit
 from pipeline.evaluation.figures import adversarial_grid
-from pipeline.evaluation.suite import Evaluation, SuiteRunner, accuracy_summary, make_attack
+from pipeline.evaluation.suite import Evaluation, SuiteRunner, accuracy_summary, eps_label, make_attack
 from pipeline.io.atomic import write_bytes, write_json, write_png
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.forward import model_logits
+from pipeline.report.tables import csv_bytes
 from stages.common import DATA, classifier_args, log, pick_device
-
-
-def eps_label(norm: str, eps: float) -> str:
-    """Metric group names that read well in `dvc exp show`: eps_8_255 (L∞, in 1/255) or l2_eps_0p5."""
-    if norm == "l2":
-        return f"l2_eps_{eps:g}".replace(".", "p")
-    return f"eps_{eps * 255:g}_255".replace(".", "p")
 
 
 def suite_budgets(cfg: AttackClassifier) -> list[tuple[str, SuiteEntry, float]]:
@@ -39,14 +31,6 @@ def suite_budgets(cfg: AttackClassifier) -> list[tuple[str, SuiteEntry, float]]:
         for eps in spec.eps if spec.eps is not None else [e / 255 for e in cfg.eps_255]:
             runs.append((name, spec, eps))
     return runs
-
-
-def csv_text(header: list[str], rows: list[list]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue().encode()
 
 
 def curves(runner: SuiteRunner, cfg: AttackClassifier) -> tuple[bytes, bytes]:
@@ -60,17 +44,20 @@ def curves(runner: SuiteRunner, cfg: AttackClassifier) -> tuple[bytes, bytes]:
         flags = runner.success(SuiteEntry(attack="pgd", steps=steps), cfg.eps_255[0] / 255)
         rows_steps.append([steps, *accuracy_summary(~flags).values()])
     columns = ["accuracy", "ci95_low", "ci95_high", "n"]
-    return csv_text(["eps_255", *columns], rows_eps), csv_text(["steps", *columns], rows_steps)
+    return csv_bytes(["eps_255", *columns], rows_eps), csv_bytes(["steps", *columns], rows_steps)
 
 
 def example_grid(evaluation: Evaluation, cfg: AttackClassifier, class_names: list[str]) -> np.ndarray:
-    """Clean vs PGD-20 adversarial examples on the first `grid_images` evaluation samples."""
+    """Clean vs PGD-20 adversarial examples on the first `grid_images` evaluation samples, captioned with the
+    true class and the predictions on both (a clean mistake is not attacked: its δ panel is flat grey)."""
     eps = cfg.eps_255[0] / 255
     images, mask, labels = next(evaluation.samples.batches(cfg.grid_images, evaluation.device, evaluation.mask_mode))
-    result = make_attack(evaluation, SuiteEntry(attack="pgd", steps=20), eps)(images, labels, model_mask=mask)
+    attack = make_attack(evaluation, SuiteEntry(attack="pgd", steps=20), eps)
+    result = attack(images, labels, model_mask=mask, perturb_mask=mask)
     with torch.no_grad():
-        predicted = model_logits(evaluation.model, result.adversarial, mask).argmax(1)
-    captions = [f"{class_names[y][:12]} -> {class_names[p][:12]}" for y, p in zip(labels.tolist(), predicted.tolist())]
+        clean, adversarial = (model_logits(evaluation.model, x, mask).argmax(1).tolist() for x in (images, result.adversarial))
+    captions = [f"true: {class_names[y]}\nclean: {class_names[c]}\nadversarial: {class_names[a]}"
+                for y, c, a in zip(labels.tolist(), clean, adversarial)]
     return adversarial_grid(images, result.adversarial, eps, captions)
 
 
@@ -115,7 +102,7 @@ def main() -> None:
     write_bytes(out / "plots" / "accuracy_vs_steps.csv", by_steps)
     write_png(out / "images" / "adversarial.png", example_grid(evaluation, cfg, config["class_names"]))
     table = np.stack([np.asarray(f).astype(np.int64) for f in flags], axis=1)
-    write_bytes(out / "per_sample.csv", csv_text(columns, table.tolist()))
+    write_bytes(out / "per_sample.csv", csv_bytes(columns, table.tolist()))
     write_json(out / "metrics.json", metrics)
     worst = metrics[first_label]["worst_case"]["accuracy"]
     log.info("%s: clean %.4f, worst case at %s %.4f, audit %s", name, metrics["clean"]["accuracy"], first_label, worst,

@@ -58,9 +58,11 @@ def main() -> None:
     model = build_classifier(config).to(device)
 
     eps, step = entry.adversary.eps_255 / 255, entry.adversary.step_255 / 255
-    step_fn = build_recipe(entry.recipe, model, RecipeSettings(eps, step, entry.adversary.steps))
+    recipe_settings = RecipeSettings(eps, step, entry.adversary.steps)
+    step_fn = build_recipe(entry.recipe, model, recipe_settings)
+    warmup_step = build_recipe("natural", model, recipe_settings) if entry.warmup_epochs else None
     settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, params.seed, entry.mask, eps, step,
-                           entry.adversary.steps)
+                           entry.adversary.steps, entry.warmup_epochs)
     identity = fingerprint(library_digest(), Path(__file__).read_text(), entry.model_dump(), params.seed,
                            getattr(params.augment, entry.dataset).model_dump(),
                            *[(data / split / f).read_text() for split in ("train", "val") for f in ("meta.json", "index.json")])
@@ -73,7 +75,8 @@ def main() -> None:
                 live.log_metric(key, value)
         live.next_step()
 
-    history = fit(model, step_fn, train_set, val_set, val_subset, settings, out / "resume", identity, device, log_epoch)
+    history = fit(model, step_fn, train_set, val_set, val_subset, settings, out / "resume", identity, device, log_epoch,
+                  warmup_step)
     live.end()
     save_classifier(out, model, config)
     write_json(out / "metrics.json", history[-1])

@@ -2,7 +2,8 @@
 
 Images are JPEGs of varied sizes (some grayscale) with a cluttered background and several textured
 objects from 12 categories (official names and ids; frequencies differ so "the 10 most frequent" is
-well defined). Objects overlap; each annotation is the polygon outline of the object's *visible*
+well defined). A category is its outline and texture pattern; its colour is drawn per instance from a
+palette all categories share, so, as in COCO, colour alone does not name the class. Objects overlap; each annotation is the polygon outline of the object's *visible*
 pixels; some images hold a crowd of small objects annotated once as `iscrowd: 1` uncompressed RLE.
 bbox and area are those of the annotation's own decoded mask, as in COCO.
 """
@@ -31,28 +32,29 @@ from pipeline.io.atomic import atomic_path
 
 @dataclass(frozen=True)
 class Look:
-    """How a synthetic category is drawn: outline, colour, texture, and how often it appears."""
+    """How a synthetic category is drawn: outline, texture, and how often it appears."""
 
     outline: str
-    colour: tuple[int, int, int]
     pattern: str
     weight: float
 
 
 LOOKS = {
-    "person": Look("person", (220, 170, 130), "solid", 12),
-    "car": Look("car", (200, 30, 30), "hstripes", 11),
-    "chair": Look("chair", (140, 90, 40), "vstripes", 10),
-    "bottle": Look("bottle", (40, 160, 60), "solid", 9),
-    "cup": Look("cup", (240, 240, 240), "dots", 8),
-    "bird": Look("triangle", (60, 110, 220), "diagonal", 7),
-    "dog": Look("ellipse", (170, 120, 60), "checker", 6),
-    "cat": Look("star", (250, 160, 30), "hstripes", 5),
-    "bicycle": Look("ring", (30, 30, 30), "solid", 4.5),
-    "truck": Look("rect", (230, 220, 40), "checker", 4),
-    "stop sign": Look("octagon", (220, 0, 0), "solid", 1),
-    "umbrella": Look("crescent", (150, 40, 170), "dots", 1),
+    "person": Look("person", "solid", 12),
+    "car": Look("car", "hstripes", 11),
+    "chair": Look("chair", "vstripes", 10),
+    "bottle": Look("bottle", "solid", 9),
+    "cup": Look("cup", "dots", 8),
+    "bird": Look("triangle", "diagonal", 7),
+    "dog": Look("ellipse", "checker", 6),
+    "cat": Look("star", "hstripes", 5),
+    "bicycle": Look("ring", "solid", 4.5),
+    "truck": Look("rect", "checker", 4),
+    "stop sign": Look("octagon", "solid", 1),
+    "umbrella": Look("crescent", "dots", 1),
 }
+PALETTE = ((220, 170, 130), (200, 30, 30), (140, 90, 40), (40, 160, 60), (240, 240, 240), (60, 110, 220),
+           (170, 120, 60), (250, 160, 30), (60, 60, 60), (230, 220, 40), (150, 40, 170), (40, 200, 200))
 MIN_VISIBLE_PX = 40
 
 
@@ -135,33 +137,34 @@ def render_image(rng: np.random.Generator, cfg: SyntheticCoco) -> tuple[Image.Im
     names = list(LOOKS)
     weights = np.array([LOOKS[n].weight for n in names])
     count = int(rng.integers(cfg.objects_per_image.min, cfg.objects_per_image.max + 1))
-    objects = []  # (category name, full mask, iscrowd)
+    objects = []  # (category name, full mask, iscrowd, side in px)
     for name in rng.choice(names, size=count, p=weights / weights.sum()):
         side = rng.uniform(0.25, 0.6) * min(width, height)
         centre = (rng.uniform(side / 3, width - side / 3), rng.uniform(side / 3, height - side / 3))
-        objects.append((str(name), _object_mask(rng, LOOKS[name].outline, height, width, side, centre), 0))
+        objects.append((str(name), _object_mask(rng, LOOKS[name].outline, height, width, side, centre), 0, side))
     if rng.random() < cfg.crowd_share:
         name = str(rng.choice(names[:4]))
         cx, cy = rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height
-        crowd = np.zeros((height, width), bool)
+        crowd, side = np.zeros((height, width), bool), min(width, height) * 0.1
         for _ in range(int(rng.integers(4, 9))):
             centre = (cx + rng.normal(0, width / 10), cy + rng.normal(0, height / 10))
-            crowd |= _object_mask(rng, LOOKS[name].outline, height, width, min(width, height) * 0.1, centre)
-        objects.append((name, crowd, 1))
+            crowd |= _object_mask(rng, LOOKS[name].outline, height, width, side, centre)
+        objects.append((name, crowd, 1, side))
 
     image = cluttered_background(rng, height, width, clutter=int(rng.integers(6, 16)))
     pixels = np.array(image)
     annotations = []
     covered_later = np.zeros((height, width), bool)
-    for name, full, iscrowd in reversed(objects):  # front to back, so occlusion is known
+    for name, full, iscrowd, side in reversed(objects):  # front to back, so occlusion is known
         visible = full & ~covered_later
         segmentation = _uncompressed_rle(visible) if iscrowd else _polygons(visible)
         annotated = _annotation(segmentation, height, width, iscrowd)
         if annotated is not None:  # paint exactly the decoded annotation, so masks sit on the pixels
             fields, decoded = annotated
             painted = decoded & ~covered_later
-            look = LOOKS[name]
-            texture = textured_fill(rng, height, width, look.colour, look.pattern, period=int(rng.integers(4, 9)))
+            colour = PALETTE[int(rng.integers(len(PALETTE)))]
+            period = max(int(side * rng.uniform(0.12, 0.22)), 2)  # texture stays visible once the crop is resized
+            texture = textured_fill(rng, height, width, colour, LOOKS[name].pattern, period=period)
             pixels[painted] = texture[painted]
             annotations.append({**fields, "category_id": COCO_ID_BY_NAME[name]})
         covered_later |= full

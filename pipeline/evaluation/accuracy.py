@@ -23,10 +23,14 @@ def correct_flags(model: nn.Module, samples: SampleTensors, batch_size: int, dev
 
 def success_flags(attack: Attack, samples: SampleTensors, batch_size: int, device: torch.device, mask_mode: str,
                   desc: str | None = None) -> torch.Tensor:
-    """Per-sample bool: the attack's output is misclassified (clean mistakes count as successes)."""
+    """Per-sample bool: the attack's output is misclassified (clean mistakes count as successes).
+
+    A masked model multiplies its input by its mask, so δ is confined to the mask: pixels outside it
+    cannot change the output, and Square spends no queries there.
+    """
     batches = samples.batches(batch_size, device, mask_mode)
     total = -(-len(samples) // batch_size)
-    flags = [attack(images, labels, model_mask=mask).success.cpu()
+    flags = [attack(images, labels, model_mask=mask, perturb_mask=mask).success.cpu()
              for images, mask, labels in tqdm(batches, total=total, desc=desc, leave=False, disable=desc is None)]
     return torch.cat(flags) if flags else torch.zeros(0, dtype=torch.bool)
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import torch
 
-GAP, CAPTION = 2, 14
+GAP, LINE = 2, 14
 
 
 def _panel(image: torch.Tensor, size: int) -> np.ndarray:
@@ -16,17 +16,22 @@ def _panel(image: torch.Tensor, size: int) -> np.ndarray:
 
 def adversarial_grid(clean: torch.Tensor, adversarial: torch.Tensor, eps: float, captions: list[str],
                      scale: int = 4) -> np.ndarray:
-    """RGB uint8 grid; the perturbation panel shows 0.5 + δ/(2ε), so ±ε maps to black/white."""
+    """RGB uint8 grid; the perturbation panel shows 0.5 + δ/(2ε), so ±ε maps to black/white.
+
+    A caption may span several lines ("\n"); every row reserves room for the longest caption.
+    """
     size = clean.shape[-1] * scale
     rows = len(clean)
-    height = rows * (size + CAPTION + GAP) + GAP
+    caption = LINE * max((c.count("\n") + 1 for c in captions), default=1)
+    height = rows * (size + caption + GAP) + GAP
     grid = np.full((height, 3 * (size + GAP) + GAP, 3), 255, np.uint8)
     delta = 0.5 + (adversarial - clean) / (2 * eps) if eps > 0 else torch.full_like(clean, 0.5)
     for row in range(rows):
-        top = GAP + row * (size + CAPTION + GAP)
+        top = GAP + row * (size + caption + GAP)
         for column, image in enumerate((clean[row], adversarial[row], delta[row])):
             left = GAP + column * (size + GAP)
             grid[top:top + size, left:left + size] = _panel(image, size)
-        cv2.putText(grid, captions[row], (GAP, top + size + CAPTION - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        for line, text in enumerate(captions[row].split("\n")):
+            cv2.putText(grid, text, (GAP, top + size + (line + 1) * LINE - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                        (0, 0, 0), 1, cv2.LINE_AA)
     return grid

@@ -45,6 +45,13 @@ def make_attack(evaluation: Evaluation, spec: SuiteEntry, eps: float) -> Attack:
     return build_attack(spec.attack, evaluation.model, eps, **options)
 
 
+def eps_label(norm: str, eps: float) -> str:
+    """Metric group names that read well in `dvc exp show`: eps_8_255 (L∞, in 1/255) or l2_eps_0p5."""
+    if norm == "l2":
+        return f"l2_eps_{eps:g}".replace(".", "p")
+    return f"eps_{eps * 255:g}_255".replace(".", "p")
+
+
 def accuracy_summary(correct: torch.Tensor) -> dict:
     """Accuracy of per-sample correctness flags with its 95% Wilson interval."""
     n, hits = len(correct), int(correct.sum())

@@ -7,15 +7,18 @@ He et al. 2016 §4.2), which keeps 4× more resolution and costs about 16× more
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models import resnet18, resnet50
 
 from pipeline.models.blocks import BlockClassifier, pooled_linear
 
-ARCHITECTURES = {"resnet18": resnet18, "resnet50": resnet50}
+ARCHITECTURES = ("resnet18", "resnet50")
 
 
 def resnet(arch: str, num_classes: int, stem: str) -> BlockClassifier:
-    net = ARCHITECTURES[arch](weights=None, num_classes=num_classes)
+    # torchvision.models is imported here, not at module level: it takes about 2 s (it pulls in
+    # torch._dynamo), which every stage would pay even when no ResNet is built.
+    from torchvision import models
+
+    net = getattr(models, arch)(weights=None, num_classes=num_classes)
     if stem == "small":
         net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
         net.maxpool = nn.Identity()

@@ -37,10 +37,18 @@ class FitSettings:
     eval_eps: float                      # the per-epoch PGD curve on the validation subset
     eval_step_size: float
     eval_steps: int
+    warmup_epochs: int = 0               # epochs that use `warmup_step` instead of the recipe's step
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
+
+
+def phase_progress(settings: FitSettings, epoch: float) -> float:
+    """Progress ∈ [0, 1) through the current phase (warm-up, then the recipe): each runs its own schedule."""
+    if epoch < settings.warmup_epochs:
+        return epoch / settings.warmup_epochs
+    return (epoch - settings.warmup_epochs) / (settings.epochs - settings.warmup_epochs)
 
 
 def train_epoch(model: nn.Module, step: TrainingStep, loader: DataLoader, optimizer: torch.optim.Optimizer,
@@ -50,7 +58,7 @@ def train_epoch(model: nn.Module, step: TrainingStep, loader: DataLoader, optimi
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
     for i, (images, masks, random_masks, labels) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", leave=False)):
-        set_learning_rate(optimizer, learning_rate(settings.optimiser, (epoch + i / len(loader)) / settings.epochs))
+        set_learning_rate(optimizer, learning_rate(settings.optimiser, phase_progress(settings, epoch + i / len(loader))))
         images, labels = images.to(device), labels.to(device)
         mask = model_mask(settings.mask_mode, masks, random_masks)
         out = step(images, labels, None if mask is None else mask.to(device))
@@ -65,12 +73,19 @@ def train_epoch(model: nn.Module, step: TrainingStep, loader: DataLoader, optimi
 
 def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_set: SampleTensors,
         val_subset: SampleTensors, settings: FitSettings, state_dir: Path, fingerprint: str, device: torch.device,
-        on_epoch_end: Callable[[dict], None] = lambda metrics: None) -> list[dict]:
+        on_epoch_end: Callable[[dict], None] = lambda metrics: None,
+        warmup_step: TrainingStep | None = None) -> list[dict]:
     """Train for settings.epochs, resuming from `state_dir` when it holds a state of this `fingerprint`.
+
+    The first `settings.warmup_epochs` epochs train with `warmup_step` (e.g. clean images before PGD
+    training: adversarial training from scratch learns slowly), the rest with `step`, as if fine-tuning
+    a pretrained model: the learning-rate schedule restarts when the warm-up ends.
 
     After every epoch: clean accuracy on `val_set`, PGD accuracy on `val_subset`, a resume state, then
     `on_epoch_end(metrics)`. Returns the per-epoch metrics of the whole run (resumed epochs included).
     """
+    if settings.warmup_epochs and warmup_step is None:
+        raise ValueError(f"warmup_epochs = {settings.warmup_epochs} needs a warmup_step")
     optimizer = build_optimizer(model, settings.optimiser)
     state = load_state(state_dir, model, optimizer, fingerprint) or ResumeState(0, [], fingerprint)
     if state.epoch:
@@ -86,7 +101,8 @@ def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_se
             train_set.transform.set_random_seed(seed)
         loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, drop_last=len(train_set) > settings.batch_size,
                             generator=torch.Generator().manual_seed(seed))
-        metrics = {"epoch": epoch + 1, **train_epoch(model, step, loader, optimizer, settings, epoch, device),
+        epoch_step = warmup_step if epoch < settings.warmup_epochs else step
+        metrics = {"epoch": epoch + 1, **train_epoch(model, epoch_step, loader, optimizer, settings, epoch, device),
                    "val_accuracy": accuracy(model, val_set, settings.batch_size, device, settings.mask_mode),
                    "val_pgd_accuracy": robust_accuracy(attack, val_subset, settings.batch_size, device, settings.mask_mode)}
         log.info("epoch %d/%d: %s", epoch + 1, settings.epochs,

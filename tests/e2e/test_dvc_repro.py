@@ -1,5 +1,6 @@
 """`dvc repro` with configs/tiny.yaml in a scratch git repo, as a new user would run it."""
 
+import json
 import re
 
 import pytest
@@ -31,11 +32,16 @@ def repo(tmp_path_factory):
 
 def test_first_repro_runs_every_stage(repo):
     folder, output = repo
-    assert ran(output) == DATA_STAGES | CLASSIFIER_STAGES | {"validate_params"}
+    assert ran(output) == DATA_STAGES | CLASSIFIER_STAGES | {"validate_params", "report"}
     for path in ("data/prepare/coco_ic/val/masks.npy", "data/prepare/gtsrb/preview.png", "dvc.lock",
                  "data/train_classifier/coco_ic_madry_none/model.safetensors",
-                 "data/attack_classifier/gtsrb_natural_foreground/metrics.json"):
+                 "data/attack_classifier/gtsrb_natural_foreground/metrics.json", "data/report/report.html"):
         assert (folder / path).exists()
+    report = json.loads((folder / "data/report/metrics.json").read_text())
+    attacked = json.loads((folder / "data/attack_classifier/coco_ic_madry_none/metrics.json").read_text())
+    assert set(report["classifiers"]) == {"gtsrb_natural_foreground", "coco_ic_madry_none"}
+    assert report["classifiers"]["coco_ic_madry_none"]["pgd3"] == attacked["eps_4_255"]["pgd3"]["accuracy"]
+    assert "coco_ic_madry_none" in (folder / "data/report/report.md").read_text()
 
 
 def test_second_repro_runs_nothing(repo):
@@ -48,8 +54,9 @@ def test_second_repro_runs_nothing(repo):
 def test_exp_run_of_a_prepare_key_reruns_only_that_dataset(repo):
     folder, _ = repo
     output = run(["dvc", "exp", "run", "-S", "prepare.coco_ic.mask_scope=category"], folder).stdout
-    assert ran(output) - {"validate_params"} == {"prepare@coco_ic", "train_classifier@coco_ic_madry_none",
-                                                 "attack_classifier@coco_ic_madry_none"}
+    # report re-runs only if the attack outputs changed: coco_ic_madry_none has no mask, so they may not
+    assert ran(output) - {"validate_params", "report"} == {"prepare@coco_ic", "train_classifier@coco_ic_madry_none",
+                                                           "attack_classifier@coco_ic_madry_none"}
     run(["git", "checkout", "--", "."], folder)
 
 
@@ -57,7 +64,7 @@ def test_exp_run_of_a_classifier_key_reruns_only_that_classifier(repo):
     folder, _ = repo
     output = run(["dvc", "exp", "run", "-S", "classifiers.gtsrb_natural_foreground.epochs=1"], folder).stdout
     assert ran(output) - {"validate_params"} == {"train_classifier@gtsrb_natural_foreground",
-                                                 "attack_classifier@gtsrb_natural_foreground"}
+                                                 "attack_classifier@gtsrb_natural_foreground", "report"}
     table = run(["dvc", "exp", "show", "--json"], folder).stdout
     assert "val_pgd_accuracy" in table and "worst_case" in table and "zero_gradient_share" in table
     run(["git", "checkout", "--", "."], folder)

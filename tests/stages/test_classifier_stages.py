@@ -98,3 +98,19 @@ def test_failing_audit_fails_the_stage_when_asked(trained):
 def test_unknown_classifier_is_named(workdir):
     result = run([sys.executable, "-m", "stages.train_classifier", "nope"], workdir, check=False)
     assert result.returncode != 0 and "nope" in result.stderr and "gtsrb_natural_foreground" in result.stderr
+
+
+def test_report_shows_a_failed_audit_in_red(trained):
+    name = "coco_ic_madry_none"
+    p = params(trained)
+    p["attack_classifier"]["audit"].update(large_eps_255=0.01, max_large_eps_accuracy=0.0)   # fails, as above
+    (trained / "loose.yaml").write_text(yaml.safe_dump(p))
+    run([sys.executable, "-m", "stages.attack_classifier", name, "--params", "loose.yaml"], trained)
+    result = run([sys.executable, "-m", "stages.report"], trained)
+    assert f"{name}: gradient-masking audit FAILED" in result.stderr
+    report = json.loads((trained / "data/report/metrics.json").read_text())
+    assert report["classifiers"][name]["audit_passed"] is False
+    rows = {row.split("</td>")[0].removeprefix("<tr><td>"): row
+            for row in (trained / "data/report/report.html").read_text().split("</tr>") if row.startswith("<tr><td>")}
+    assert "<td class='fail'>large_eps_accuracy" in rows[name]
+    assert ("class='fail'" in rows["gtsrb_natural_foreground"]) != report["classifiers"]["gtsrb_natural_foreground"]["audit_passed"]

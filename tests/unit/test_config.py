@@ -97,6 +97,14 @@ def test_unknown_recipe_lists_the_recipe_files():
     assert "recipe" in message and "unknown recipe 'mardy'" in message and "'madry'" in message
 
 
+def test_warmup_must_leave_epochs_for_the_recipe():
+    def mutate(raw):
+        entry = raw["classifiers"]["gtsrb_natural_none"]
+        entry["warmup_epochs"] = entry["epochs"]
+    message = _error(mutate)
+    assert "classifiers.gtsrb_natural_none" in message and "warmup_epochs" in message
+
+
 def test_classifier_names_must_be_folder_safe():
     message = _error(lambda raw: raw["classifiers"].update({"a/b": next(iter(raw["classifiers"].values()))}))
     assert "classifiers" in message and "a/b" in message

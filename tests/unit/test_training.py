@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from pipeline.config import Optimiser
 from pipeline.data.dataset import PreparedDataset, SampleTensors
 from pipeline.defenses import RecipeSettings, build_recipe, recipe_names
 from pipeline.models.checkpoint import load_classifier, save_classifier
 from pipeline.models.registry import build_classifier
-from pipeline.train.loop import FitSettings, fit
+from pipeline.train.loop import FitSettings, fit, phase_progress
 from tests.models import stripes
 
 CONFIG = {"model": {"arch": "small_cnn", "width": 4}, "num_classes": 4, "mean": [0.5] * 3, "std": [0.1] * 3,
@@ -41,12 +42,13 @@ class Interrupted(Exception):
     pass
 
 
-def train(splits, state_dir, recipe="natural", epochs=3, stop_after=None, fingerprint="f", seed=0):
+def train(splits, state_dir, recipe="natural", epochs=3, stop_after=None, fingerprint="f", seed=0, warmup_epochs=0):
     train_folder, val_folder = splits
     torch.manual_seed(seed)
     model = build_classifier(CONFIG)
     step = build_recipe(recipe, model, RecipeSettings(8 / 255, 2 / 255, 2))
-    settings = FitSettings(epochs, 16, SGD, seed, "foreground", 8 / 255, 2 / 255, 2)
+    warmup_step = build_recipe("natural", model, RecipeSettings(8 / 255, 2 / 255, 2))
+    settings = FitSettings(epochs, 16, SGD, seed, "foreground", 8 / 255, 2 / 255, 2, warmup_epochs)
     seen = []
 
     def on_epoch_end(metrics):
@@ -55,7 +57,7 @@ def train(splits, state_dir, recipe="natural", epochs=3, stop_after=None, finger
             raise Interrupted
 
     history = fit(model, step, PreparedDataset(train_folder), SampleTensors(val_folder), SampleTensors(val_folder),
-                  settings, state_dir, fingerprint, torch.device("cpu"), on_epoch_end)
+                  settings, state_dir, fingerprint, torch.device("cpu"), on_epoch_end, warmup_step)
     return model, history, seen
 
 
@@ -84,6 +86,23 @@ def test_resume_after_interruption_gives_the_uninterrupted_weights(splits, tmp_p
     assert seen == [1, 2, 3]                 # epochs 1–2 replayed from the state, epoch 3 trained
     assert history == reference_history
     assert same_weights(resumed, reference)
+
+
+def test_warmup_epochs_are_natural_training_with_their_own_schedule(splits, tmp_path):
+    natural, natural_history, _ = train(splits, tmp_path / "n", "natural", epochs=2)
+    with pytest.raises(Interrupted):
+        train(splits, tmp_path / "w", "madry", epochs=4, warmup_epochs=2, stop_after=2)
+    state = load_file(tmp_path / "w" / "state-epoch2.safetensors")
+    after_warmup = build_classifier(CONFIG)
+    after_warmup.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    assert same_weights(after_warmup, natural)         # 2 warm-up epochs of 4 == a 2-epoch natural run
+
+
+def test_warmup_schedule_restarts_when_the_recipe_starts():
+    settings = FitSettings(10, 16, SGD, 0, "none", 8 / 255, 2 / 255, 2, warmup_epochs=4)
+    assert [phase_progress(settings, e) for e in (0, 2, 4, 7)] == [0.0, 0.5, 0.0, 0.5]
+    with pytest.raises(ValueError, match="needs a warmup_step"):
+        fit(build_classifier(CONFIG), None, None, None, None, settings, None, "f", torch.device("cpu"))
 
 
 def test_a_state_from_other_settings_is_not_resumed(splits, tmp_path):

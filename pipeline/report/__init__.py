@@ -1,0 +1,1 @@
+"""The report: tables of the headline numbers, rendered to Markdown and HTML."""

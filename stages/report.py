@@ -1,0 +1,56 @@
+"""Stage `report`: the headline numbers of every stage in one place (methods.md, "Report").
+
+Writes `data/report/`: metrics.json (per classifier: clean, `report.classifier_attack` and worst-case
+accuracy with the audit verdict; per masked classifier: the difference to its unmasked twin),
+report.md and report.html (audit failures in red) and plots/classifier_accuracy.csv.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.evaluation.suite import eps_label
+from pipeline.io.atomic import write_bytes, write_json
+from pipeline.report.classifiers import WORST, accuracy_table, mask_effect_table
+from pipeline.report.tables import csv_bytes, render_html, render_markdown
+from stages.common import DATA, load_params, log, setup_logging
+
+TITLE = "attnrobust report"
+
+
+def read_metrics(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: missing; run `dvc repro` (the stage that writes it has not run)") from None
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{path}: not valid JSON ({exc})") from None
+
+
+def main() -> None:
+    setup_logging()
+    params = load_params()
+    attack = params.report.classifier_attack
+    eps_key = eps_label("linf", params.attack_classifier.eps_255[0] / 255)
+    metrics = {name: read_metrics(DATA / "attack_classifier" / name / "metrics.json") for name in params.classifiers}
+    try:
+        accuracy, per_classifier = accuracy_table(params.classifiers, metrics, eps_key, attack)
+        effect, mask_effect = mask_effect_table(params.classifiers, metrics, eps_key, attack)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+
+    out = DATA / "report"
+    rows = [[name, *(values[k] for k in ("clean", attack, WORST))] for name, values in per_classifier.items()]
+    write_bytes(out / "plots" / "classifier_accuracy.csv", csv_bytes(["classifier", "clean", attack, WORST], rows))
+    write_bytes(out / "report.md", render_markdown(TITLE, [accuracy, effect]).encode())
+    write_bytes(out / "report.html", render_html(TITLE, [accuracy, effect]).encode())
+    write_json(out / "metrics.json", {"classifiers": per_classifier, "mask_effect": mask_effect})
+    for name, values in per_classifier.items():
+        if not values["audit_passed"]:
+            log.warning("%s: gradient-masking audit FAILED (see data/attack_classifier/%s/metrics.json)", name, name)
+    log.info("report written to %s", out)
+
+
+if __name__ == "__main__":
+    main()
