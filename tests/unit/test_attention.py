@@ -1,0 +1,85 @@
+"""Grad-CAM against a hand computation, the attention area, and Zagoruyko–Komodakis maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pipeline.attention.activation_maps import activation_map
+from pipeline.attention.gradcam import attention_area, grad_cam
+from pipeline.attention.layers import named_layer
+from pipeline.models.blocks import BlockClassifier, pooled_linear
+from pipeline.models.registry import build_classifier
+from pipeline.models.wrappers import Masked, Normalized
+
+W, B = np.array([1.5, -2.0]), np.array([0.1, 0.3])              # 1×1 conv: A_k = W_k x + B_k
+V, C = np.array([[0.7, -0.4], [-1.2, 0.9]]), np.array([0.0, 0.2])  # head: z_c = Σ_k V_ck mean(A_k) + C_c
+
+
+def tiny_model() -> nn.Module:
+    conv = nn.Conv2d(1, 2, 1)
+    head = pooled_linear(2, 2)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(W, dtype=torch.float32).view(2, 1, 1, 1))
+        conv.bias.copy_(torch.tensor(B, dtype=torch.float32))
+        head[2].weight.copy_(torch.tensor(V, dtype=torch.float32))
+        head[2].bias.copy_(torch.tensor(C, dtype=torch.float32))
+    return Masked(Normalized(BlockClassifier([conv], head), [0.0], [1.0])).eval()
+
+
+def test_grad_cam_equals_the_hand_computation():
+    x = torch.rand(3, 1, 4, 5, generator=torch.Generator().manual_seed(0))
+    classes = torch.tensor([0, 1, 1])
+    mask = torch.ones(3, 1, 4, 5)
+    mask[2, :, :2] = 0
+    result = grad_cam(tiny_model(), x, classes, model_mask=mask)
+    for i, c in enumerate(classes.tolist()):
+        image = (x[i, 0] * mask[i, 0]).numpy().astype(np.float64)
+        activations = W[:, None, None] * image + B[:, None, None]        # A_k
+        alpha = V[c] / image.size                                        # ∂z_c/∂A_k is V_ck / (h·w) everywhere
+        expected = np.maximum((alpha[:, None, None] * activations).sum(0), 0)
+        np.testing.assert_allclose(result.cam[i].numpy(), expected, rtol=1e-5, atol=1e-6)
+        z = V @ activations.mean((1, 2)) + C
+        np.testing.assert_allclose(result.logits[i].numpy(), z, rtol=1e-5)
+
+
+def test_create_graph_lets_a_loss_on_the_cam_reach_the_weights():
+    torch.manual_seed(0)
+    model = build_classifier({"model": {"arch": "small_cnn", "width": 4}, "num_classes": 3, "mean": [0.5] * 3,
+                              "std": [0.2] * 3, "mask": "none", "fill": 0.0}).train()
+    x = torch.rand(4, 3, 16, 16)
+    cam = grad_cam(model, x, torch.tensor([0, 1, 2, 0]), create_graph=True).cam
+    assert cam.shape == (4, 4, 4) and cam.requires_grad          # 16 px, two 2×2 pools
+    cam.sum().backward()
+    first_conv = model.net.blocks[0][0].weight
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
+    assert not grad_cam(model, x, torch.zeros(4, dtype=torch.long)).cam.requires_grad
+
+
+def test_softmax_cam_sums_to_one_per_image():
+    cam = grad_cam(tiny_model(), torch.rand(2, 1, 4, 4), torch.tensor([0, 1]), model_mask=torch.ones(2, 1, 4, 4),
+                   activation="softmax").cam
+    np.testing.assert_allclose(cam.sum((1, 2)).numpy(), [1.0, 1.0], rtol=1e-6)
+
+
+def test_attention_area_thresholds_at_the_image_mean_or_a_fixed_kappa():
+    cam = torch.tensor([[[0.0, 1.0], [3.0, 0.0]]])                     # mean 1.0
+    assert attention_area(cam, (2, 2)).flatten().tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert attention_area(cam, (2, 2), kappa=2.0).flatten().tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert attention_area(cam, (8, 8)).shape == (1, 1, 8, 8)
+
+
+def test_named_layers_and_unknown_names():
+    model = tiny_model()
+    assert isinstance(named_layer(model, None), nn.Conv2d)
+    assert named_layer(model, "blocks.0") is named_layer(model, None)
+    with pytest.raises(ValueError, match="no layer 'blocks.7'"):
+        named_layer(model, "blocks.7")
+
+
+def test_activation_map_is_the_normalised_channel_mean_of_squares():
+    features = torch.tensor([[[[1.0, 2.0]], [[3.0, 0.0]]]])              # C=2, h=1, w=2
+    raw = np.array([(1 + 9) / 2, (4 + 0) / 2])
+    np.testing.assert_allclose(activation_map(features)[0].numpy(), raw / np.linalg.norm(raw), rtol=1e-6)
