@@ -211,6 +211,22 @@ class Classifier(Strict):
     batch_size: int = Field(ge=1)
     adversary: Adversary
     val_subset: int = Field(ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)   # the recipe's own keys (its `Options` model)
+
+    @model_validator(mode="after")
+    def _options_fit_the_recipe(self) -> "Classifier":
+        from pipeline.defenses import recipe_options
+
+        model = recipe_options(self.recipe)
+        if model is None and self.options:
+            raise ValueError(f"recipe {self.recipe!r} takes no options (got {sorted(self.options)})")
+        if model is not None:
+            try:
+                model.model_validate(self.options)
+            except ValidationError as exc:
+                problems = "; ".join(f"options.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise ValueError(f"recipe {self.recipe!r}: {problems}") from None
+        return self
 
     @model_validator(mode="after")
     def _warmup_within_epochs(self) -> "Classifier":

@@ -58,9 +58,8 @@ def main() -> None:
     model = build_classifier(config).to(device)
 
     eps, step = entry.adversary.eps_255 / 255, entry.adversary.step_255 / 255
-    recipe_settings = RecipeSettings(eps, step, entry.adversary.steps)
-    step_fn = build_recipe(entry.recipe, model, recipe_settings)
-    warmup_step = build_recipe("natural", model, recipe_settings) if entry.warmup_epochs else None
+    step_fn = build_recipe(entry.recipe, model, RecipeSettings(eps, step, entry.adversary.steps, options=entry.options))
+    warmup_step = build_recipe("natural", model, RecipeSettings(eps, step, entry.adversary.steps)) if entry.warmup_epochs else None
     settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, params.seed, entry.mask, eps, step,
                            entry.adversary.steps, entry.warmup_epochs)
     identity = fingerprint(library_digest(), Path(__file__).read_text(), entry.model_dump(), params.seed,

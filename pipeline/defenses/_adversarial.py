@@ -6,8 +6,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.attacks.base import Attack
-from pipeline.defenses import StepOutput, TrainingStep
+from pipeline.attacks.pgd import PGD
+from pipeline.defenses import RecipeSettings, StepOutput, TrainingStep
 from pipeline.models.forward import model_logits
+
+
+def training_pgd(model: nn.Module, settings: RecipeSettings) -> PGD:
+    """The classifier's `adversary`: L∞ PGD-k with random start on every sample (none skipped)."""
+    return PGD(model, settings.eps, steps=settings.steps, step_size=settings.step_size, random_start=True,
+               skip_misclassified=False, amp=settings.amp, seed=None)
 
 
 def adversarial_step(model: nn.Module, attack: Attack, amp: bool) -> TrainingStep:

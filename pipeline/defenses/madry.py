@@ -7,12 +7,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from pipeline.attacks.pgd import PGD
 from pipeline.defenses import RecipeSettings, TrainingStep
-from pipeline.defenses._adversarial import adversarial_step
+from pipeline.defenses._adversarial import adversarial_step, training_pgd
 
 
 def build(model: nn.Module, settings: RecipeSettings) -> TrainingStep:
-    attack = PGD(model, settings.eps, steps=settings.steps, step_size=settings.step_size, random_start=True,
-                 skip_misclassified=False, amp=settings.amp, seed=None)
-    return adversarial_step(model, attack, settings.amp)
+    return adversarial_step(model, training_pgd(model, settings), settings.amp)

@@ -56,6 +56,7 @@ def train_epoch(model: nn.Module, step: TrainingStep, loader: DataLoader, optimi
     model.train()
     total_loss = torch.zeros((), dtype=torch.float64, device=device)     # summed on the device: no sync per step
     correct = torch.zeros((), dtype=torch.int64, device=device)
+    term_totals: dict[str, torch.Tensor] = {}                             # a recipe's loss terms, logged apart
     seen = 0
     for i, (images, masks, random_masks, labels) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", leave=False)):
         set_learning_rate(optimizer, learning_rate(settings.optimiser, phase_progress(settings, epoch + i / len(loader))))
@@ -67,8 +68,11 @@ def train_epoch(model: nn.Module, step: TrainingStep, loader: DataLoader, optimi
         optimizer.step()
         total_loss += out.loss.detach().double() * len(out.labels)
         correct += (out.logits.argmax(1) == out.labels).sum()
+        for name, value in out.terms.items():
+            term_totals[name] = term_totals.get(name, 0) + value.detach().double() * len(out.labels)
         seen += len(out.labels)
-    return {"train_loss": total_loss.item() / seen, "train_accuracy": correct.item() / seen}
+    return {"train_loss": total_loss.item() / seen, "train_accuracy": correct.item() / seen,
+            **{f"train_{name}": total.item() / seen for name, total in term_totals.items()}}
 
 
 def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_set: SampleTensors,

@@ -114,3 +114,15 @@ def test_report_shows_a_failed_audit_in_red(trained):
             for row in (trained / "data/report/report.html").read_text().split("</tr>") if row.startswith("<tr><td>")}
     assert "<td class='fail'>large_eps_accuracy" in rows[name]
     assert ("class='fail'" in rows["gtsrb_natural_foreground"]) != report["classifiers"]["gtsrb_natural_foreground"]["audit_passed"]
+
+
+def test_attention_recipe_logs_its_loss_terms_per_epoch(workdir):
+    p = params(workdir)
+    entry = p["classifiers"]["gtsrb_natural_foreground"]
+    entry.update(recipe="aad", options={"base": "alp"}, epochs=2)
+    p["classifiers"] = {"gtsrb_aad": entry}
+    (workdir / "aad.yaml").write_text(yaml.safe_dump(p))
+    run([sys.executable, "-m", "stages.train_classifier", "gtsrb_aad", "--params", "aad.yaml"], workdir)
+    curves = {path.stem: path.read_text().splitlines() for path in (workdir / "data/train_classifier/gtsrb_aad/plots/metrics").glob("*.tsv")}
+    for term in ("train_classification", "train_rectification", "train_preservation", "train_loss"):
+        assert len(curves[term]) == 3, term          # header + one row per epoch

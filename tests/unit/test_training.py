@@ -66,7 +66,7 @@ def same_weights(a, b) -> bool:
 
 
 def test_recipes_are_one_file_each():
-    assert recipe_names() == ["fast", "madry", "natural"]
+    assert recipe_names() == ["aad", "alp", "at_alp", "fast", "madry", "natural", "trades"]
 
 
 def test_same_seed_same_weights(splits, tmp_path):

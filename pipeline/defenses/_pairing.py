@@ -1,0 +1,49 @@
+"""Clean + adversarial training with pairing terms (methods.md P2): ALP (Kannan et al. 2018) and AT+ALP.
+
+L = CE(f(x), y) + CE(f(x̃), y) + λ_ALP · mean_i ||z(x_i) − z(x̃_i)||²
+    + λ_AT · Σ_j mean_i ||at(A_j(x_i)) − at(A_j(x̃_i))||²        (j: every block of the classifier)
+x̃ = the classifier's training PGD on the current model; gradients flow through both branches. Clean
+and adversarial images go through one forward pass (as Kannan et al.'s mixed batches).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.attacks.base import Attack
+from pipeline.attention.activation_maps import activation_map
+from pipeline.attention.layers import block_classifier, captured_outputs
+from pipeline.defenses import StepOutput, TrainingStep
+from pipeline.models.forward import model_logits
+
+
+def twice(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else torch.cat([tensor, tensor])
+
+
+def logit_pairing(clean: torch.Tensor, adversarial: torch.Tensor) -> torch.Tensor:
+    """mean_i ||z(x_i) − z(x̃_i)||² (Kannan et al. 2018)."""
+    return (clean - adversarial).pow(2).sum(1).mean()
+
+
+def paired_step(model: nn.Module, attack: Attack, logit_weight: float, attention_weight: float,
+                amp: bool) -> TrainingStep:
+    blocks = list(block_classifier(model).blocks) if attention_weight else []
+
+    def step(images, labels, model_mask):
+        adversarial = attack(images, labels, model_mask=model_mask).adversarial
+        with captured_outputs(blocks) as features:
+            logits = model_logits(model, torch.cat([images, adversarial]), twice(model_mask), amp)
+        clean, attacked = logits.chunk(2)
+        ce = F.cross_entropy(clean, labels) + F.cross_entropy(attacked, labels)
+        terms = {"ce": ce, "logit_pairing": logit_pairing(clean, attacked)}
+        loss = ce + logit_weight * terms["logit_pairing"]
+        if attention_weight:
+            maps = [activation_map(f).chunk(2) for f in features]
+            terms["attention_pairing"] = sum((a - b).pow(2).sum(1).mean() for a, b in maps)
+            loss = loss + attention_weight * terms["attention_pairing"]
+        return StepOutput(loss, logits, torch.cat([labels, labels]), terms)
+
+    return step
