@@ -254,9 +254,12 @@ class SuiteEntry(Strict):
     queries: int | None = Field(default=None, ge=1)
     norm: Literal["linf", "l2"] = "linf"
     eps: list[float] | None = None
+    a3_sigma: float | None = Field(default=None, gt=0)   # A3Attack's σ (methods.md P3); None: the plain attack
 
     @model_validator(mode="after")
     def _consistent(self) -> SuiteEntry:
+        if self.a3_sigma is not None and (self.attack not in ("pgd", "cw", "step_ll") or self.norm != "linf"):
+            raise ValueError("`a3_sigma` is for the L∞ attacks 'pgd', 'cw' and 'step_ll'")
         if self.norm == "l2" and (self.attack != "pgd" or self.eps is None):
             raise ValueError("norm 'l2' is for attack 'pgd' and needs its own `eps` list (L2 units)")
         if self.queries is not None and self.attack != "square":

@@ -16,6 +16,7 @@ from typing import Iterator, Literal
 import torch
 from torch import nn
 
+from pipeline.attacks.attention import AttentionTerm, CleanAttention, attention_distance, clean_attention
 from pipeline.attacks.losses import margin
 from pipeline.models.forward import model_logits
 
@@ -66,7 +67,8 @@ class Attack:
 
     `model_mask` is passed to the model's forward (`model(x, mask)`, the masked classifiers of methods.md
     P1); `perturb_mask` restricts δ. `restarts` > 1 repeats `run` on the samples not yet broken and keeps
-    each sample's worst case (largest Carlini–Wagner margin). `amp` runs the forward pass under bf16
+    each sample's worst case (largest Carlini–Wagner margin). `a3` adds A3Attack's attention term
+    (attention.py) to attacks that support it (PGD, Step-LL). `amp` runs the forward pass under bf16
     autocast; losses are always computed in fp32. Random starts come from a generator seeded with `seed`
     at every call (reproducible evaluation), or from torch's global RNG when `seed` is None (training).
     """
@@ -74,26 +76,43 @@ class Attack:
     norm: Norm = "linf"
 
     def __init__(self, model: nn.Module, eps: float, *, restarts: int = 1, amp: bool = False,
-                 skip_misclassified: bool = True, seed: int | None = 0):
+                 skip_misclassified: bool = True, seed: int | None = 0, a3: AttentionTerm | None = None):
         if eps < 0:
             raise ValueError(f"eps must be ≥ 0, got {eps}")
         if restarts < 1:
             raise ValueError(f"restarts must be ≥ 1, got {restarts}")
         self.model, self.eps, self.restarts, self.amp = model, float(eps), restarts, amp
-        self.skip_misclassified, self.seed = skip_misclassified, seed
+        self.skip_misclassified, self.seed, self.a3 = skip_misclassified, seed, a3
         self.generator: torch.Generator | None = None
+        self.clean: CleanAttention | None = None
 
     # ------------------------------------------------------------------ model access for subclasses
     def logits(self, images: torch.Tensor, model_mask: torch.Tensor | None) -> torch.Tensor:
         """fp32 logits of the model, the forward pass under bf16 autocast when `amp` is on."""
         return model_logits(self.model, images, model_mask, self.amp)
 
+    def begin(self, images: torch.Tensor, labels: torch.Tensor, model_mask: torch.Tensor | None) -> None:
+        """Called by `run` on the samples it attacks: with A3, fix Att_0 of the clean images (true labels)."""
+        if self.a3 is not None:
+            self.clean = clean_attention(self.model, images, labels, model_mask, self.a3, self.amp)
+
     def input_gradient(self, images: torch.Tensor, labels: torch.Tensor, model_mask: torch.Tensor | None,
-                       loss_fn) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(∇_x Σ loss, per-sample loss, logits) at `images`; the loss is `loss_fn(logits, labels)`."""
+                       loss_fn, ascend: bool = True, rows: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(∇_x Σ loss, per-sample loss, logits) at `images`; the loss is `loss_fn(logits, labels)`.
+
+        With A3 the loss gains ±σ·||Att_0 − g(x)||₁, signed so that the step (ascent if `ascend`, else
+        descent) moves attention away from Att_0; `rows` picks the attacked samples' Att_0 rows.
+        """
         images = images.detach().requires_grad_(True)
-        logits = self.logits(images, model_mask)
-        loss = loss_fn(logits, labels)
+        if self.a3 is None:
+            logits = self.logits(images, model_mask)
+            loss = loss_fn(logits, labels)
+        else:
+            if self.clean is None:
+                raise ValueError(f"{type(self).__name__} does not support the A3 attention term (PGD, CW, Step-LL do)")
+            distance, logits = attention_distance(self.model, images, model_mask, self.a3, self.clean.rows(rows), self.amp)
+            loss = loss_fn(logits, labels) + (1 if ascend else -1) * self.a3.sigma * distance
         (grad,) = torch.autograd.grad(loss.sum(), images)
         return grad, loss.detach(), logits.detach()
 

@@ -49,6 +49,7 @@ class PGD(Attack):
     def run(self, images: torch.Tensor, labels: torch.Tensor, model_mask: torch.Tensor | None,
             perturb_mask: torch.Tensor | None) -> torch.Tensor:
         adversarial = self.start(images, perturb_mask)
+        self.begin(images, labels, model_mask)
         if self.early_stop:
             return self.run_early_stop(adversarial, images, labels, model_mask, perturb_mask)
         for _ in range(self.steps):
@@ -63,7 +64,7 @@ class PGD(Attack):
         active = torch.arange(len(images), device=images.device)
         for _ in range(self.steps):
             x, pmask = adversarial[active], take(perturb_mask, active)
-            grad, _, logits = self.input_gradient(x, labels[active], take(model_mask, active), self.loss_fn)
+            grad, _, logits = self.input_gradient(x, labels[active], take(model_mask, active), self.loss_fn, rows=active)
             alive = logits.argmax(1) == labels[active]
             moved = self.project(x + self.step_size * self.ascent_direction(grad, pmask), images[active], pmask)
             adversarial[active[alive]] = moved[alive]

@@ -25,8 +25,9 @@ class StepLL(Attack):
             perturb_mask: torch.Tensor | None) -> torch.Tensor:
         with torch.no_grad():
             least_likely = self.logits(images, model_mask).argmin(1)
+        self.begin(images, labels, model_mask)
         adversarial = images
         for _ in range(self.steps):
-            grad, _, _ = self.input_gradient(adversarial, least_likely, model_mask, cross_entropy)
+            grad, _, _ = self.input_gradient(adversarial, least_likely, model_mask, cross_entropy, ascend=False)
             adversarial = self.project(adversarial - self.step_size * grad.sign(), images, perturb_mask)
         return adversarial

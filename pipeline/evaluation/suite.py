@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pipeline.attacks.attention import AttentionTerm
 from pipeline.attacks.base import Attack
 from pipeline.attacks.registry import build_attack
 from pipeline.config import SuiteEntry
@@ -42,6 +43,8 @@ def make_attack(evaluation: Evaluation, spec: SuiteEntry, eps: float) -> Attack:
         options.update(early_stop=True, **({"norm": spec.norm} if spec.attack == "pgd" else {}))
     if spec.attack == "square" and spec.queries is not None:
         options["queries"] = spec.queries
+    if spec.a3_sigma is not None:
+        options["a3"] = AttentionTerm(spec.a3_sigma)
     return build_attack(spec.attack, evaluation.model, eps, **options)
 
 

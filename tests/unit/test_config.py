@@ -115,3 +115,5 @@ def test_suite_entry_options_must_fit_the_attack():
     assert "attack_classifier.suite.bad" in message and "queries" in message
     message = _error(lambda raw: raw["attack_classifier"]["suite"].update(l2={"attack": "pgd", "norm": "l2"}))
     assert "attack_classifier.suite.l2" in message
+    message = _error(lambda raw: raw["attack_classifier"]["suite"].update(sq={"attack": "square", "a3_sigma": 10}))
+    assert "attack_classifier.suite.sq" in message and "a3_sigma" in message
