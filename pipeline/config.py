@@ -301,6 +301,19 @@ class AttackClassifier(Strict):
     grid_images: int = Field(ge=1, le=64)
 
 
+# -------------------------------------------------------------------------- analyze_attention
+class AnalyzeAttention(Strict):
+    """The attention analysis of seed 002 §3 (methods.md P3) per classifier, foreground masks as ground truth."""
+
+    num_images: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    attack: SuiteEntry                    # default: one-step Step-LL, as in the seed
+    eps_255: float = Field(gt=0, le=255)
+    cells: list[int] = Field(min_length=1)
+    iou_threshold: float = Field(gt=0, le=1)
+    layer: str | None = None              # Grad-CAM layer of the block classifier; None: the last block
+
+
 # -------------------------------------------------------------------------- report
 class Report(Strict):
     """What the report compares: classifiers by clean, `classifier_attack` and worst-case accuracy."""
@@ -315,6 +328,7 @@ class Params(Strict):
     augment: AugmentSection
     classifiers: dict[str, Classifier]
     attack_classifier: AttackClassifier
+    analyze_attention: AnalyzeAttention
     report: Report
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ from pipeline.io.atomic import write_bytes, write_json, write_png
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.forward import model_logits
 from pipeline.report.tables import csv_bytes
-from stages.common import DATA, classifier_args, log, pick_device
+from stages.common import DATA, classifier_args, evaluated_model, log, pick_device
 
 
 def suite_budgets(cfg: AttackClassifier) -> list[tuple[str, SuiteEntry, float]]:
@@ -65,10 +65,7 @@ def main() -> None:
     name, entry, params = classifier_args(__doc__.splitlines()[0])
     cfg, device = params.attack_classifier, pick_device()
     model, config = load_classifier(DATA / "train_classifier" / name, device)
-    mask_mode = entry.mask
-    if entry.mask != "none" and not entry.remask_at_test:
-        model, mask_mode = model.model, "none"     # ablation: the attacker's full image reaches the unmasked net
-        log.info("remask_at_test is off: evaluating the network without its mask")
+    model, mask_mode = evaluated_model(name, entry, model)
     val = DATA / "prepare" / entry.dataset / "val"
     samples = SampleTensors(val, seeded_subset(len(PreparedDataset(val)), cfg.num_images, params.seed))
     evaluation = Evaluation(model, mask_mode, samples, cfg.batch_size, device, cfg.step_ratio, cfg.amp, params.seed)

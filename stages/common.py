@@ -65,3 +65,12 @@ def pick_device() -> torch.device:
         sys.exit(f"ATTNROBUST_DEVICE={choice!r} but CUDA is not available on this machine")
     log.info("device: %s", device)
     return device
+
+
+def evaluated_model(name: str, entry: Classifier, model: torch.nn.Module) -> tuple[torch.nn.Module, str]:
+    """The model as attacked and its mask mode: without its mask when `remask_at_test` is off (the ablation
+    where the attacker's full image reaches the unmasked network)."""
+    if entry.mask != "none" and not entry.remask_at_test:
+        log.info("%s: remask_at_test is off: evaluating the network without its mask", name)
+        return model.model, "none"
+    return model, entry.mask

@@ -1,4 +1,8 @@
-"""Pictures of attacks: clean | adversarial | perturbation (δ magnified to the full range) per row."""
+"""Pictures of attacks: rows of panels with a caption under each row.
+
+- adversarial_grid: clean | adversarial | perturbation (δ magnified to the full range);
+- attention_grid: image | clean Grad-CAM | adversarial Grad-CAM (seed 002, Figure 1).
+"""
 
 from __future__ import annotations
 
@@ -14,24 +18,43 @@ def _panel(image: torch.Tensor, size: int) -> np.ndarray:
     return cv2.resize(array, (size, size), interpolation=cv2.INTER_NEAREST)
 
 
-def adversarial_grid(clean: torch.Tensor, adversarial: torch.Tensor, eps: float, captions: list[str],
-                     scale: int = 4) -> np.ndarray:
-    """RGB uint8 grid; the perturbation panel shows 0.5 + δ/(2ε), so ±ε maps to black/white.
+def _heat_overlay(image: torch.Tensor, cam: torch.Tensor, size: int) -> np.ndarray:
+    """The image with its Grad-CAM (scaled to its own maximum) blended on top as a JET heat map."""
+    heat = cam.detach().float().cpu().numpy()
+    heat = (heat / heat.max() if heat.max() > 0 else heat) * 255
+    heat = cv2.resize(heat.astype(np.uint8), (size, size), interpolation=cv2.INTER_LINEAR)
+    coloured = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    return (0.5 * _panel(image, size) + 0.5 * coloured).round().astype(np.uint8)
 
-    A caption may span several lines ("\n"); every row reserves room for the longest caption.
-    """
-    size = clean.shape[-1] * scale
-    rows = len(clean)
+
+def _grid(rows: list[tuple[np.ndarray, ...]], captions: list[str], size: int) -> np.ndarray:
+    """RGB uint8: each row's size×size panels side by side; a caption may span several lines ("\\n")."""
     caption = LINE * max((c.count("\n") + 1 for c in captions), default=1)
-    height = rows * (size + caption + GAP) + GAP
-    grid = np.full((height, 3 * (size + GAP) + GAP, 3), 255, np.uint8)
-    delta = 0.5 + (adversarial - clean) / (2 * eps) if eps > 0 else torch.full_like(clean, 0.5)
-    for row in range(rows):
-        top = GAP + row * (size + caption + GAP)
-        for column, image in enumerate((clean[row], adversarial[row], delta[row])):
+    columns = max((len(r) for r in rows), default=1)
+    grid = np.full((len(rows) * (size + caption + GAP) + GAP, columns * (size + GAP) + GAP, 3), 255, np.uint8)
+    for index, (panels, text) in enumerate(zip(rows, captions)):
+        top = GAP + index * (size + caption + GAP)
+        for column, panel in enumerate(panels):
             left = GAP + column * (size + GAP)
-            grid[top:top + size, left:left + size] = _panel(image, size)
-        for line, text in enumerate(captions[row].split("\n")):
-            cv2.putText(grid, text, (GAP, top + size + (line + 1) * LINE - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+            grid[top:top + size, left:left + size] = panel
+        for line, words in enumerate(text.split("\n")):
+            cv2.putText(grid, words, (GAP, top + size + (line + 1) * LINE - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
                         (0, 0, 0), 1, cv2.LINE_AA)
     return grid
+
+
+def adversarial_grid(clean: torch.Tensor, adversarial: torch.Tensor, eps: float, captions: list[str],
+                     scale: int = 4) -> np.ndarray:
+    """The perturbation panel shows 0.5 + δ/(2ε), so ±ε maps to black/white."""
+    size = clean.shape[-1] * scale
+    delta = 0.5 + (adversarial - clean) / (2 * eps) if eps > 0 else torch.full_like(clean, 0.5)
+    rows = [tuple(_panel(image, size) for image in (clean[i], adversarial[i], delta[i])) for i in range(len(clean))]
+    return _grid(rows, captions, size)
+
+
+def attention_grid(images: torch.Tensor, clean_cams: torch.Tensor, adversarial_cams: torch.Tensor,
+                   captions: list[str], scale: int = 4) -> np.ndarray:
+    size = images.shape[-1] * scale
+    rows = [(_panel(images[i], size), _heat_overlay(images[i], clean_cams[i], size),
+             _heat_overlay(images[i], adversarial_cams[i], size)) for i in range(len(images))]
+    return _grid(rows, captions, size)

@@ -9,7 +9,7 @@ from tests.helpers import copy_project, run
 
 pytestmark = pytest.mark.e2e
 DATA_STAGES = {"download@coco", "download@gtsrb", "prepare@coco_ic", "prepare@gtsrb"}
-CLASSIFIER_STAGES = {f"{stage}@{name}" for stage in ("train_classifier", "attack_classifier")
+CLASSIFIER_STAGES = {f"{stage}@{name}" for stage in ("train_classifier", "attack_classifier", "analyze_attention")
                      for name in ("gtsrb_natural_foreground", "coco_ic_madry_none")}
 
 
@@ -56,7 +56,8 @@ def test_exp_run_of_a_prepare_key_reruns_only_that_dataset(repo):
     output = run(["dvc", "exp", "run", "-S", "prepare.coco_ic.mask_scope=category"], folder).stdout
     # report re-runs only if the attack outputs changed: coco_ic_madry_none has no mask, so they may not
     assert ran(output) - {"validate_params", "report"} == {"prepare@coco_ic", "train_classifier@coco_ic_madry_none",
-                                                           "attack_classifier@coco_ic_madry_none"}
+                                                           "attack_classifier@coco_ic_madry_none",
+                                                           "analyze_attention@coco_ic_madry_none"}
     run(["git", "checkout", "--", "."], folder)
 
 
@@ -64,7 +65,8 @@ def test_exp_run_of_a_classifier_key_reruns_only_that_classifier(repo):
     folder, _ = repo
     output = run(["dvc", "exp", "run", "-S", "classifiers.gtsrb_natural_foreground.epochs=1"], folder).stdout
     assert ran(output) - {"validate_params"} == {"train_classifier@gtsrb_natural_foreground",
-                                                 "attack_classifier@gtsrb_natural_foreground", "report"}
+                                                 "attack_classifier@gtsrb_natural_foreground",
+                                                 "analyze_attention@gtsrb_natural_foreground", "report"}
     table = run(["dvc", "exp", "show", "--json"], folder).stdout
     assert "val_pgd_accuracy" in table and "worst_case" in table and "zero_gradient_share" in table
     run(["git", "checkout", "--", "."], folder)

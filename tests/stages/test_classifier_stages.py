@@ -126,3 +126,25 @@ def test_attention_recipe_logs_its_loss_terms_per_epoch(workdir):
     curves = {path.stem: path.read_text().splitlines() for path in (workdir / "data/train_classifier/gtsrb_aad/plots/metrics").glob("*.tsv")}
     for term in ("train_classification", "train_rectification", "train_preservation", "train_loss"):
         assert len(curves[term]) == 3, term          # header + one row per epoch
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_attention_analysis_tables_match_its_per_sample_rows(trained, name):
+    run([sys.executable, "-m", "stages.analyze_attention", name], trained)
+    folder = trained / "data/analyze_attention" / name
+    metrics = json.loads((folder / "metrics.json").read_text())
+    cfg, entry = params(trained)["analyze_attention"], params(trained)["classifiers"][name]
+    val = trained / "data/prepare" / entry["dataset"] / "val"
+    samples = SampleTensors(val, seeded_subset(len(SampleTensors(val)), cfg["num_images"], params(trained)["seed"]))
+    model, _ = load_classifier(trained / "data/train_classifier" / name)
+    correct = correct_flags(model, samples, 64, torch.device("cpu"), entry["mask"])
+    rows = list(csv.DictReader((folder / "per_sample.csv").open()))
+    assert metrics["correct"] == int(correct.sum()) == len(rows)
+    assert {int(float(r["index"])) for r in rows} == set(samples.indices[correct.numpy()].tolist())
+    succeed = [r for r in rows if float(r["success"]) == 1]
+    assert metrics["table1"]["succeed"]["count"] == len(succeed)
+    if succeed:
+        mean_iou = np.mean([float(r["iou_gt"]) for r in succeed])
+        assert metrics["table1"]["succeed"]["mean_iou_gt"] == pytest.approx(mean_iou, abs=1e-6)
+    assert all(0 <= float(r[f"iou_cells_{n}"]) <= 1 for r in rows for n in cfg["cells"])
+    assert (folder / "images/attention.png").stat().st_size > 0

@@ -120,3 +120,28 @@ def test_a3_is_refused_by_attacks_without_it():
     x = torch.rand(2, 1, 4, 4)
     with pytest.raises(ValueError, match="FGSM does not support the A3"):
         FGSM(tiny_model(), 4 / 255, a3=AttentionTerm(10.0), skip_misclassified=False)(x, torch.tensor([0, 1]), model_mask=torch.ones(2, 1, 4, 4))
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+def test_analysis_ious_on_hand_made_cams_and_masks():
+    from pipeline.evaluation.attention_analysis import per_sample, summarise
+
+    clean = torch.zeros(2, 2, 2)
+    clean[0, 0, 0], clean[0, 0, 1] = 3.0, 2.0          # image 0 attends the top row
+    clean[1, 1, 1], clean[1, 1, 0] = 3.0, 2.0          # image 1 attends the bottom row
+    adversarial = torch.zeros(2, 2, 2)
+    adversarial[0, 0, 0], adversarial[0, 1, 1] = 3.0, 2.0
+    adversarial[1] = clean[1]
+    truth = torch.zeros(2, 1, 4, 4)
+    truth[:, :, :2, :] = 1                              # the foreground is the top half of both images
+    records = per_sample(clean, adversarial, truth, cells=[1, 2])
+    # Att = the 8 highest upsampled pixels: the top half for image 0 (IoU 1), the bottom half for image 1 (IoU 0)
+    assert records["iou_gt"].tolist() == [1.0, 0.0]
+    assert records["iou_cells_1"].tolist() == [1.0, 1.0]
+    assert records["iou_cells_2"].tolist() == pytest.approx([1 / 3, 1.0])     # {00, 01} vs {00, 11}
+    tables = summarise(records, success=torch.tensor([True, False]), confidence=torch.tensor([0.9, 0.6]),
+                       iou_threshold=0.5, cells=[1, 2])
+    assert tables["table1"]["succeed"] == {"share": 0.5, "count": 1, "mean_iou_gt": 1.0}
+    assert tables["table2"]["fail"] == {"share": 1.0, "count": 1, "mean_confidence": pytest.approx(0.6)}
+    assert tables["table2"]["succeed"]["mean_confidence"] is None
+    assert tables["table3"]["succeed"]["cells_2"] == pytest.approx(1 / 3)

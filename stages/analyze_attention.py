@@ -1,0 +1,88 @@
+"""Stage `analyze_attention@<name>`: seed 002's attention analysis (§3, Tables 1–3) for one classifier.
+
+On `num_images` seeded validation images: Grad-CAM of the true class on the clean images; the correctly
+classified ones are attacked (`analyze_attention.attack`, default Step-LL) and the Grad-CAM of the
+predicted class is taken on the adversarial images. Writes `data/analyze_attention/<name>/`:
+metrics.json (Tables 1–3, pipeline/evaluation/attention_analysis.py), per_sample.csv and
+images/attention.png (the seed's Figure 1: an attacked and a surviving image with both CAMs).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pipeline.attacks.base import frozen_eval
+from pipeline.attention.gradcam import grad_cam
+from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
+from pipeline.evaluation.attention_analysis import per_sample, summarise
+from pipeline.evaluation.figures import attention_grid
+from pipeline.evaluation.suite import Evaluation, make_attack
+from pipeline.io.atomic import write_bytes, write_json, write_png
+from pipeline.models.checkpoint import load_classifier
+from pipeline.models.forward import model_logits
+from pipeline.report.tables import csv_bytes
+from stages.common import DATA, classifier_args, evaluated_model, log, pick_device
+
+
+def main() -> None:
+    name, entry, params = classifier_args(__doc__.splitlines()[0])
+    cfg, device = params.analyze_attention, pick_device()
+    model, _ = load_classifier(DATA / "train_classifier" / name, device)
+    model, mask_mode = evaluated_model(name, entry, model)
+    val = DATA / "prepare" / entry.dataset / "val"
+    samples = SampleTensors(val, seeded_subset(len(PreparedDataset(val)), cfg.num_images, params.seed))
+    evaluation = Evaluation(model, mask_mode, samples, cfg.batch_size, device, params.attack_classifier.step_ratio,
+                            False, params.seed)
+    attack = make_attack(evaluation, cfg.attack, cfg.eps_255 / 255)
+
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("index", "images", "clean", "adversarial", "success",
+                                                             "confidence", "foreground")}
+    start = 0
+    for images, mask, labels in samples.batches(cfg.batch_size, device, mask_mode):
+        foreground = samples.masks[start:start + len(labels)].to(device).float()
+        with frozen_eval(model):
+            clean = grad_cam(model, images, labels, mask, cfg.layer)
+            correct = clean.logits.argmax(1) == labels
+            keep = correct.nonzero()[:, 0]
+            pick = lambda t: None if t is None else t[keep]  # noqa: E731
+            result = attack(images[keep], labels[keep], model_mask=pick(mask), perturb_mask=pick(mask))
+            with torch.no_grad():
+                predicted = model_logits(model, result.adversarial, pick(mask)).argmax(1)
+            adversarial = grad_cam(model, result.adversarial, predicted, pick(mask), cfg.layer)
+        for key, value in (("index", torch.as_tensor(samples.indices[start:start + len(labels)])[keep.cpu()]),
+                           ("images", images[keep]), ("clean", clean.cam[keep]), ("adversarial", adversarial.cam),
+                           ("success", result.success), ("confidence", clean.logits.softmax(1).amax(1)[keep]),
+                           ("foreground", foreground[keep])):
+            parts[key].append(value.cpu())
+        start += len(labels)
+    data = {k: torch.cat(v) for k, v in parts.items()}
+    records = per_sample(data["clean"], data["adversarial"], data["foreground"], cfg.cells)
+    tables = summarise(records, data["success"], data["confidence"], cfg.iou_threshold, cfg.cells)
+
+    out = DATA / "analyze_attention" / name
+    write_json(out / "metrics.json", {"num_images": len(samples), "correct": len(data["success"]),
+                                      "attack": cfg.attack.model_dump(exclude_none=True), "eps_255": cfg.eps_255, **tables})
+    columns = ["index", "success", "confidence", *records]
+    rows = np.stack([data["index"].numpy(), data["success"].numpy(), data["confidence"].numpy(),
+                     *(r.numpy() for r in records.values())], 1).tolist() if len(data["success"]) else []
+    write_bytes(out / "per_sample.csv", csv_bytes(columns, rows))
+    write_png(out / "images" / "attention.png", figure(data))
+    log.info("%s: %d correct of %d; attack succeeded on %.1f%%; mean IoU(Att, GT) succeed %s, fail %s", name,
+             len(data["success"]), len(samples), 100 * (tables["table1"]["succeed"]["share"] or 0),
+             tables["table1"]["succeed"]["mean_iou_gt"], tables["table1"]["fail"]["mean_iou_gt"])
+
+
+def figure(data: dict[str, torch.Tensor]) -> np.ndarray:
+    """Seed 002 Figure 1: the first attacked and the first surviving image, each with its clean and adversarial CAM."""
+    chosen = [(i, label) for flag, label in ((True, "attack succeeded"), (False, "attack failed"))
+              for i in data["success"].eq(flag).nonzero()[:1, 0].tolist()]
+    if not chosen:
+        return np.full((8, 8, 3), 255, np.uint8)
+    rows = [i for i, _ in chosen]
+    captions = [f"{text}: image | clean CAM | adversarial CAM" for _, text in chosen]
+    return attention_grid(data["images"][rows], data["clean"][rows], data["adversarial"][rows], captions)
+
+
+if __name__ == "__main__":
+    main()
