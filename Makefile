@@ -22,7 +22,7 @@ test: $(STAMP)
 
 benchmark: $(STAMP)
 	python -m benchmarks.pgd_throughput
-	python -m benchmarks.madry_epoch
+	python -m benchmarks.recipe_epochs
 	python -m benchmarks.resnet18_throughput
 
 clean-venv:

@@ -45,14 +45,25 @@ def soft_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.multilabel_soft_margin_loss(logits, F.one_hot(labels, logits.shape[1]).float())
 
 
+def l1(difference: torch.Tensor) -> torch.Tensor:
+    return difference.flatten(1).abs().sum(1)
+
+
+def l2(difference: torch.Tensor) -> torch.Tensor:
+    return difference.flatten(1).norm(dim=1)
+
+
+def squared_l2(difference: torch.Tensor) -> torch.Tensor:
+    return difference.flatten(1).pow(2).sum(1)
+
+
 def build(model: nn.Module, settings: RecipeSettings) -> TrainingStep:
     options = Options.model_validate(settings.options)
     paper = options.variant == "paper"
     attack = training_pgd(model, settings) if paper else StepLL(model, CODE_V1_EPS, skip_misclassified=False,
                                                                  amp=settings.amp, seed=None)
     weights = (1.0, options.alpha, options.beta) if paper else CODE_V1_WEIGHTS
-    norm = (lambda d: d.flatten(1).norm(dim=1)) if paper else (lambda d: d.flatten(1).pow(2).sum(1))  # noqa: E731
-    pres_norm = (lambda d: d.flatten(1).abs().sum(1)) if paper else norm                                 # noqa: E731
+    rect_norm, pres_norm = (l2, l1) if paper else (squared_l2, squared_l2)
 
     def step(images, labels, model_mask):
         adversarial = attack(images, labels, model_mask=model_mask).adversarial
@@ -68,7 +79,7 @@ def build(model: nn.Module, settings: RecipeSettings) -> TrainingStep:
             logits, trained_labels = cams.logits, torch.cat([labels, labels])
         removed = both * (1 - attention_area(cams.cam, both.shape[-2:], options.kappa))
         masked_logits = model_logits(model, removed, twice(model_mask), settings.amp)
-        rectification = -norm(cams.logits.softmax(1) - masked_logits.softmax(1)).view(2, -1).sum(0).mean()
+        rectification = -rect_norm(cams.logits.softmax(1) - masked_logits.softmax(1)).view(2, -1).sum(0).mean()
         clean_cam, adversarial_cam = cams.cam.chunk(2)
         preservation = pres_norm(clean_cam - adversarial_cam).mean()
         loss = weights[0] * classification + weights[1] * rectification + weights[2] * preservation
