@@ -212,6 +212,7 @@ class Classifier(Strict):
     adversary: Adversary
     val_subset: int = Field(ge=1)
     options: dict[str, Any] = Field(default_factory=dict)   # the recipe's own keys (its `Options` model)
+    checkpoint_every: int = Field(default=0, ge=0)           # keep every n-th epoch's weights (0: the last only)
 
     @model_validator(mode="after")
     def _options_fit_the_recipe(self) -> "Classifier":

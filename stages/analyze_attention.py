@@ -3,8 +3,9 @@
 On `num_images` seeded validation images: Grad-CAM of the true class on the clean images; the correctly
 classified ones are attacked (`analyze_attention.attack`, default Step-LL) and the Grad-CAM of the
 predicted class is taken on the adversarial images. Writes `data/analyze_attention/<name>/`:
-metrics.json (Tables 1–3, pipeline/evaluation/attention_analysis.py), per_sample.csv and
-images/attention.png (the seed's Figure 1: an attacked and a surviving image with both CAMs).
+metrics.json (Tables 1–3, pipeline/evaluation/attention_analysis.py), per_sample.csv,
+images/attention.png (the seed's Figure 1: an attacked and a surviving image with both CAMs) and
+images/cam_epochs.png (Figure 6: one image's CAM after each epoch kept in the classifier's checkpoints/).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import numpy as np
 import torch
 
 from pipeline.attacks.base import frozen_eval
+from pipeline.config import Classifier
 from pipeline.attention.gradcam import grad_cam
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
 from pipeline.evaluation.attention_analysis import per_sample, summarise
-from pipeline.evaluation.figures import attention_grid
+from pipeline.evaluation.figures import attention_grid, cam_evolution
 from pipeline.evaluation.suite import Evaluation, make_attack
 from pipeline.io.atomic import write_bytes, write_json, write_png
 from pipeline.models.checkpoint import load_classifier
@@ -29,7 +31,7 @@ def main() -> None:
     name, entry, params = classifier_args(__doc__.splitlines()[0])
     cfg, device = params.analyze_attention, pick_device()
     model, _ = load_classifier(DATA / "train_classifier" / name, device)
-    model, mask_mode = evaluated_model(name, entry, model)
+    model, mask_mode = evaluated_model(entry, model)
     val = DATA / "prepare" / entry.dataset / "val"
     samples = SampleTensors(val, seeded_subset(len(PreparedDataset(val)), cfg.num_images, params.seed))
     evaluation = Evaluation(model, mask_mode, samples, cfg.batch_size, device, params.attack_classifier.step_ratio,
@@ -68,6 +70,7 @@ def main() -> None:
                      *(r.numpy() for r in records.values())], 1).tolist() if len(data["success"]) else []
     write_bytes(out / "per_sample.csv", csv_bytes(columns, rows))
     write_png(out / "images" / "attention.png", figure(data))
+    write_png(out / "images" / "cam_epochs.png", cam_across_epochs(name, entry, samples, mask_mode, cfg.layer, device))
     log.info("%s: %d correct of %d; attack succeeded on %.1f%%; mean IoU(Att, GT) succeed %s, fail %s", name,
              len(data["success"]), len(samples), 100 * (tables["table1"]["succeed"]["share"] or 0),
              tables["table1"]["succeed"]["mean_iou_gt"], tables["table1"]["fail"]["mean_iou_gt"])
@@ -82,6 +85,20 @@ def figure(data: dict[str, torch.Tensor]) -> np.ndarray:
     rows = [i for i, _ in chosen]
     captions = [f"{text}: image | clean CAM | adversarial CAM" for _, text in chosen]
     return attention_grid(data["images"][rows], data["clean"][rows], data["adversarial"][rows], captions)
+
+
+def cam_across_epochs(name: str, entry: Classifier, samples: SampleTensors, mask_mode: str, layer: str | None,
+                      device: torch.device) -> np.ndarray:
+    """Seed 002 Figure 6: Grad-CAM (true class) of the first analysed image after every kept training epoch."""
+    folder = DATA / "train_classifier" / name
+    paths = sorted((folder / "checkpoints").glob("epoch_*.safetensors"))
+    images, mask, labels = next(samples.batches(1, device, mask_mode))
+    cams = []
+    for path in paths:
+        model, _ = evaluated_model(entry, load_classifier(folder, device, weights=path)[0])
+        with frozen_eval(model):
+            cams.append(grad_cam(model, images, labels, mask, layer).cam[0])
+    return cam_evolution(images[0], cams, [int(p.stem.removeprefix("epoch_")) for p in paths])
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ def main() -> None:
     name, entry, params = classifier_args(__doc__.splitlines()[0])
     cfg, device = params.attack_classifier, pick_device()
     model, config = load_classifier(DATA / "train_classifier" / name, device)
-    model, mask_mode = evaluated_model(name, entry, model)
+    model, mask_mode = evaluated_model(entry, model)
+    if mask_mode != entry.mask:
+        log.info("%s: remask_at_test is off: evaluating the network without its mask", name)
     val = DATA / "prepare" / entry.dataset / "val"
     samples = SampleTensors(val, seeded_subset(len(PreparedDataset(val)), cfg.num_images, params.seed))
     evaluation = Evaluation(model, mask_mode, samples, cfg.batch_size, device, cfg.step_ratio, cfg.amp, params.seed)

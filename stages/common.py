@@ -67,10 +67,9 @@ def pick_device() -> torch.device:
     return device
 
 
-def evaluated_model(name: str, entry: Classifier, model: torch.nn.Module) -> tuple[torch.nn.Module, str]:
+def evaluated_model(entry: Classifier, model: torch.nn.Module) -> tuple[torch.nn.Module, str]:
     """The model as attacked and its mask mode: without its mask when `remask_at_test` is off (the ablation
     where the attacker's full image reaches the unmasked network)."""
     if entry.mask != "none" and not entry.remask_at_test:
-        log.info("%s: remask_at_test is off: evaluating the network without its mask", name)
         return model.model, "none"
     return model, entry.mask

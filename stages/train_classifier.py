@@ -1,8 +1,9 @@
 """Stage `train_classifier@<name>`: train the `classifiers.<name>` entry (methods.md P1, recipes in pipeline/defenses).
 
 Writes `data/train_classifier/<name>/`: model.safetensors + config.json (rebuilds the model),
-metrics.json (last epoch), plots/ (dvclive curves per epoch) and resume/ (the last epoch's state; an
-interrupted run continues from it).
+metrics.json (last epoch), plots/ (dvclive curves per epoch), checkpoints/ (the weights of every
+`checkpoint_every`-th epoch and of the last) and resume/ (the last epoch's state; an interrupted run
+continues from it).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pipeline.io.atomic import write_json
 from pipeline.models.checkpoint import save_classifier
 from pipeline.models.registry import build_classifier
 from pipeline.train.loop import FitSettings, fit
-from pipeline.train.state import fingerprint, library_digest
+from pipeline.io.atomic import replace_folder
+from pipeline.train.state import SNAPSHOTS, fingerprint, library_digest
 from stages.common import DATA, classifier_args, log, pick_device
 
 
@@ -61,7 +63,7 @@ def main() -> None:
     step_fn = build_recipe(entry.recipe, model, RecipeSettings(eps, step, entry.adversary.steps, options=entry.options))
     warmup_step = build_recipe("natural", model, RecipeSettings(eps, step, entry.adversary.steps)) if entry.warmup_epochs else None
     settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, params.seed, entry.mask, eps, step,
-                           entry.adversary.steps, entry.warmup_epochs)
+                           entry.adversary.steps, entry.warmup_epochs, entry.checkpoint_every)
     identity = fingerprint(library_digest(), Path(__file__).read_text(), entry.model_dump(), params.seed,
                            getattr(params.augment, entry.dataset).model_dump(),
                            *[(data / split / f).read_text() for split in ("train", "val") for f in ("meta.json", "index.json")])
@@ -78,6 +80,7 @@ def main() -> None:
                   warmup_step)
     live.end()
     save_classifier(out, model, config)
+    replace_folder(out / "resume" / SNAPSHOTS, out / "checkpoints")
     write_json(out / "metrics.json", history[-1])
     log.info("%s: clean val accuracy %.4f, PGD-%d accuracy %.4f on %d val images", name, history[-1]["val_accuracy"],
              entry.adversary.steps, history[-1]["val_pgd_accuracy"], len(val_subset))

@@ -1,7 +1,8 @@
 """Pictures of attacks: rows of panels with a caption under each row.
 
 - adversarial_grid: clean | adversarial | perturbation (δ magnified to the full range);
-- attention_grid: image | clean Grad-CAM | adversarial Grad-CAM (seed 002, Figure 1).
+- attention_grid: image | clean Grad-CAM | adversarial Grad-CAM (seed 002, Figure 1);
+- cam_evolution: one image and its Grad-CAM after successive training epochs (seed 002, Figure 6).
 """
 
 from __future__ import annotations
@@ -58,3 +59,9 @@ def attention_grid(images: torch.Tensor, clean_cams: torch.Tensor, adversarial_c
     rows = [(_panel(images[i], size), _heat_overlay(images[i], clean_cams[i], size),
              _heat_overlay(images[i], adversarial_cams[i], size)) for i in range(len(images))]
     return _grid(rows, captions, size)
+
+
+def cam_evolution(image: torch.Tensor, cams: list[torch.Tensor], epochs: list[int], scale: int = 4) -> np.ndarray:
+    size = image.shape[-1] * scale
+    row = (_panel(image, size), *(_heat_overlay(image, cam, size) for cam in cams))
+    return _grid([row], ["image | Grad-CAM after epoch " + ", ".join(map(str, epochs))], size)

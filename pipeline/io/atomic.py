@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,3 +50,17 @@ def write_png(dest: Path, image: np.ndarray) -> None:
     """Write an H×W×3 (or H×W) uint8 array as PNG."""
     with atomic_path(dest) as tmp, open(tmp, "wb") as handle:
         Image.fromarray(image).save(handle, format="PNG")
+
+
+def replace_folder(source: Path, dest: Path) -> None:
+    """Make `dest` a copy of folder `source`: copied beside it first, then swapped in with renames."""
+    source, dest = Path(source), Path(dest)
+    staging = dest.with_name(f".{dest.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    retired = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(retired, ignore_errors=True)
+    if dest.exists():
+        os.replace(dest, retired)
+    os.replace(staging, dest)
+    shutil.rmtree(retired, ignore_errors=True)

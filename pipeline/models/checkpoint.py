@@ -25,16 +25,20 @@ def save_classifier(folder: Path, model: nn.Module, config: dict) -> None:
     write_json(Path(folder) / CONFIG, config)
 
 
-def load_classifier(folder: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the classifier from config.json and load its weights (no pickle); returns it in eval mode."""
+def load_classifier(folder: Path, device: torch.device | str = "cpu", weights: Path | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild the classifier from config.json and load its weights (no pickle); returns it in eval mode.
+
+    `weights` loads another safetensors file of the same model instead (e.g. a checkpoints/ epoch).
+    """
     folder = Path(folder)
+    weights = folder / WEIGHTS if weights is None else Path(weights)
     try:
         config = json.loads((folder / CONFIG).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{folder / CONFIG}: cannot read the classifier config ({exc})") from None
     model = build_classifier(config)
     try:
-        model.load_state_dict(load_file(str(folder / WEIGHTS), device=str(device)))
+        model.load_state_dict(load_file(str(weights), device=str(device)))
     except RuntimeError as exc:
-        raise ValueError(f"{folder / WEIGHTS}: does not match config.json ({str(exc).splitlines()[0]})") from None
+        raise ValueError(f"{weights}: does not match config.json ({str(exc).splitlines()[0]})") from None
     return model.to(device).eval(), config

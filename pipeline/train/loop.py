@@ -22,7 +22,7 @@ from pipeline.data.dataset import PreparedDataset, SampleTensors, model_mask
 from pipeline.defenses import TrainingStep
 from pipeline.evaluation.accuracy import accuracy, robust_accuracy
 from pipeline.train.optim import build_optimizer, learning_rate, set_learning_rate
-from pipeline.train.state import ResumeState, load_state, save_state
+from pipeline.train.state import ResumeState, clear_snapshots, load_state, save_snapshot, save_state
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class FitSettings:
     eval_step_size: float
     eval_steps: int
     warmup_epochs: int = 0               # epochs that use `warmup_step` instead of the recipe's step
+    snapshot_every: int = 0              # keep the weights of every n-th epoch (0: only the last)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -85,13 +86,16 @@ def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_se
     training: adversarial training from scratch learns slowly), the rest with `step`, as if fine-tuning
     a pretrained model: the learning-rate schedule restarts when the warm-up ends.
 
-    After every epoch: clean accuracy on `val_set`, PGD accuracy on `val_subset`, a resume state, then
+    After every epoch: clean accuracy on `val_set`, PGD accuracy on `val_subset`, a resume state, a
+    weight snapshot in `state_dir/snapshots/` every `snapshot_every` epochs and after the last one, then
     `on_epoch_end(metrics)`. Returns the per-epoch metrics of the whole run (resumed epochs included).
     """
     if settings.warmup_epochs and warmup_step is None:
         raise ValueError(f"warmup_epochs = {settings.warmup_epochs} needs a warmup_step")
     optimizer = build_optimizer(model, settings.optimiser)
     state = load_state(state_dir, model, optimizer, fingerprint) or ResumeState(0, [], fingerprint)
+    if not state.epoch:
+        clear_snapshots(state_dir)
     if state.epoch:
         log.info("resuming after epoch %d of %d from %s", state.epoch, settings.epochs, state_dir)
         for metrics in state.history:
@@ -113,6 +117,8 @@ def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_se
                  ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "epoch"))
         state = ResumeState(epoch + 1, [*state.history, metrics], fingerprint)
         save_state(state_dir, model, optimizer, state)
+        if epoch + 1 == settings.epochs or (settings.snapshot_every and (epoch + 1) % settings.snapshot_every == 0):
+            save_snapshot(state_dir, model, epoch + 1)
         on_epoch_end(metrics)
     model.eval()
     return state.history

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from pipeline.io.atomic import write_json
 from pipeline.models.checkpoint import save_tensors
 
 STATE = "state.json"
+SNAPSHOTS = "snapshots"
 
 
 def fingerprint(*parts: object) -> str:
@@ -77,3 +79,13 @@ def load_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
             optim_state["state"].setdefault(int(index), {})[slot] = value
     optimizer.load_state_dict(optim_state)
     return ResumeState(meta["epoch"], meta["history"], meta["fingerprint"])
+
+
+def clear_snapshots(folder: Path) -> None:
+    """Forget the snapshots of an earlier run (a fresh start must not mix them with its own)."""
+    shutil.rmtree(Path(folder) / SNAPSHOTS, ignore_errors=True)
+
+
+def save_snapshot(folder: Path, model: nn.Module, epoch: int) -> None:
+    """The weights after `epoch` (1-based) as `snapshots/epoch_NNN.safetensors`, for figures across training."""
+    save_tensors(Path(folder) / SNAPSHOTS / f"epoch_{epoch:03d}.safetensors", model.state_dict())

@@ -148,3 +148,7 @@ def test_attention_analysis_tables_match_its_per_sample_rows(trained, name):
         assert metrics["table1"]["succeed"]["mean_iou_gt"] == pytest.approx(mean_iou, abs=1e-6)
     assert all(0 <= float(r[f"iou_cells_{n}"]) <= 1 for r in rows for n in cfg["cells"])
     assert (folder / "images/attention.png").stat().st_size > 0
+    epochs = params(trained)["classifiers"][name]["epochs"]                 # tiny: checkpoint_every 1
+    kept = sorted(p.name for p in (trained / "data/train_classifier" / name / "checkpoints").iterdir())
+    assert kept == [f"epoch_{e:03d}.safetensors" for e in range(1, epochs + 1)]
+    assert (folder / "images/cam_epochs.png").stat().st_size > 0

@@ -42,13 +42,14 @@ class Interrupted(Exception):
     pass
 
 
-def train(splits, state_dir, recipe="natural", epochs=3, stop_after=None, fingerprint="f", seed=0, warmup_epochs=0):
+def train(splits, state_dir, recipe="natural", epochs=3, stop_after=None, fingerprint="f", seed=0, warmup_epochs=0,
+          snapshot_every=0):
     train_folder, val_folder = splits
     torch.manual_seed(seed)
     model = build_classifier(CONFIG)
     step = build_recipe(recipe, model, RecipeSettings(8 / 255, 2 / 255, 2))
     warmup_step = build_recipe("natural", model, RecipeSettings(8 / 255, 2 / 255, 2))
-    settings = FitSettings(epochs, 16, SGD, seed, "foreground", 8 / 255, 2 / 255, 2, warmup_epochs)
+    settings = FitSettings(epochs, 16, SGD, seed, "foreground", 8 / 255, 2 / 255, 2, warmup_epochs, snapshot_every)
     seen = []
 
     def on_epoch_end(metrics):
@@ -103,6 +104,25 @@ def test_warmup_schedule_restarts_when_the_recipe_starts():
     assert [phase_progress(settings, e) for e in (0, 2, 4, 7)] == [0.0, 0.5, 0.0, 0.5]
     with pytest.raises(ValueError, match="needs a warmup_step"):
         fit(build_classifier(CONFIG), None, None, None, None, settings, None, "f", torch.device("cpu"))
+
+
+def snapshots(folder) -> dict[str, dict]:
+    return {p.name: load_file(p) for p in sorted((folder / "snapshots").glob("*.safetensors"))}
+
+
+def test_snapshots_every_n_epochs_survive_a_resume_and_not_a_fresh_start(splits, tmp_path):
+    full, _, _ = train(splits, tmp_path / "full", epochs=5, snapshot_every=2)
+    assert list(snapshots(tmp_path / "full")) == ["epoch_002.safetensors", "epoch_004.safetensors", "epoch_005.safetensors"]
+    last = snapshots(tmp_path / "full")["epoch_005.safetensors"]
+    assert all(torch.equal(last[k], v) for k, v in full.state_dict().items())
+    with pytest.raises(Interrupted):
+        train(splits, tmp_path / "cut", epochs=5, snapshot_every=2, stop_after=3)
+    train(splits, tmp_path / "cut", epochs=5, snapshot_every=2)
+    resumed, reference = snapshots(tmp_path / "cut"), snapshots(tmp_path / "full")
+    assert list(resumed) == list(reference)
+    assert all(torch.equal(resumed[n][k], reference[n][k]) for n in reference for k in reference[n])
+    train(splits, tmp_path / "cut", epochs=1, fingerprint="other")      # a fresh start forgets the old ones
+    assert list(snapshots(tmp_path / "cut")) == ["epoch_001.safetensors"]
 
 
 def test_a_state_from_other_settings_is_not_resumed(splits, tmp_path):
