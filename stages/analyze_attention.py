@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.attacks.base import frozen_eval
+from pipeline.attacks.base import Attack, frozen_eval, take
 from pipeline.config import Classifier
 from pipeline.attention.gradcam import grad_cam
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
@@ -22,7 +22,6 @@ from pipeline.evaluation.figures import attention_grid, cam_evolution
 from pipeline.evaluation.suite import Evaluation, make_attack
 from pipeline.io.atomic import write_bytes, write_json, write_png
 from pipeline.models.checkpoint import load_classifier
-from pipeline.models.forward import model_logits
 from pipeline.report.tables import csv_bytes
 from stages.common import DATA, classifier_args, evaluated_model, log, pick_device
 
@@ -38,27 +37,7 @@ def main() -> None:
                             False, params.seed)
     attack = make_attack(evaluation, cfg.attack, cfg.eps_255 / 255)
 
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("index", "images", "clean", "adversarial", "success",
-                                                             "confidence", "foreground")}
-    start = 0
-    for images, mask, labels in samples.batches(cfg.batch_size, device, mask_mode):
-        foreground = samples.masks[start:start + len(labels)].to(device).float()
-        with frozen_eval(model):
-            clean = grad_cam(model, images, labels, mask, cfg.layer)
-            correct = clean.logits.argmax(1) == labels
-            keep = correct.nonzero()[:, 0]
-            pick = lambda t: None if t is None else t[keep]  # noqa: E731
-            result = attack(images[keep], labels[keep], model_mask=pick(mask), perturb_mask=pick(mask))
-            with torch.no_grad():
-                predicted = model_logits(model, result.adversarial, pick(mask)).argmax(1)
-            adversarial = grad_cam(model, result.adversarial, predicted, pick(mask), cfg.layer)
-        for key, value in (("index", torch.as_tensor(samples.indices[start:start + len(labels)])[keep.cpu()]),
-                           ("images", images[keep]), ("clean", clean.cam[keep]), ("adversarial", adversarial.cam),
-                           ("success", result.success), ("confidence", clean.logits.softmax(1).amax(1)[keep]),
-                           ("foreground", foreground[keep])):
-            parts[key].append(value.cpu())
-        start += len(labels)
-    data = {k: torch.cat(v) for k, v in parts.items()}
+    data = attack_and_explain(evaluation, attack, cfg.layer)
     records = per_sample(data["clean"], data["adversarial"], data["foreground"], cfg.cells)
     tables = summarise(records, data["success"], data["confidence"], cfg.iou_threshold, cfg.cells)
 
@@ -74,6 +53,30 @@ def main() -> None:
     log.info("%s: %d correct of %d; attack succeeded on %.1f%%; mean IoU(Att, GT) succeed %s, fail %s", name,
              len(data["success"]), len(samples), 100 * (tables["table1"]["succeed"]["share"] or 0),
              tables["table1"]["succeed"]["mean_iou_gt"], tables["table1"]["fail"]["mean_iou_gt"])
+
+
+def attack_and_explain(evaluation: Evaluation, attack: Attack, layer: str | None) -> dict[str, torch.Tensor]:
+    """Per correctly classified image (on the CPU): its index, image, clean CAM (true class), adversarial CAM
+    (predicted class), attack success, clean confidence and foreground mask."""
+    model, samples = evaluation.model, evaluation.samples
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("index", "images", "clean", "adversarial", "success",
+                                                             "confidence", "foreground")}
+    start = 0
+    for images, mask, labels in samples.batches(evaluation.batch_size, evaluation.device, evaluation.mask_mode):
+        rows = slice(start, start + len(labels))
+        start += len(labels)
+        with frozen_eval(model):
+            clean = grad_cam(model, images, labels, mask, layer)
+            keep = (clean.logits.argmax(1) == labels).nonzero()[:, 0]
+            result = attack(images[keep], labels[keep], model_mask=take(mask, keep), perturb_mask=take(mask, keep))
+            adversarial = grad_cam(model, result.adversarial, None, take(mask, keep), layer)
+        kept = keep.cpu()
+        for key, value in (("index", torch.as_tensor(samples.indices[rows])[kept]), ("images", images[keep]),
+                           ("clean", clean.cam[keep]), ("adversarial", adversarial.cam), ("success", result.success),
+                           ("confidence", clean.logits.softmax(1).amax(1)[keep]),
+                           ("foreground", samples.masks[rows][kept].float())):
+            parts[key].append(value.cpu())
+    return {k: torch.cat(v) for k, v in parts.items()}
 
 
 def figure(data: dict[str, torch.Tensor]) -> np.ndarray:

@@ -68,7 +68,7 @@ class Attack:
     `model_mask` is passed to the model's forward (`model(x, mask)`, the masked classifiers of methods.md
     P1); `perturb_mask` restricts δ. `restarts` > 1 repeats `run` on the samples not yet broken and keeps
     each sample's worst case (largest Carlini–Wagner margin). `a3` adds A3Attack's attention term
-    (attention.py) to attacks that support it (PGD, Step-LL). `amp` runs the forward pass under bf16
+    (attention.py) to attacks that support it (PGD, CW, Step-LL). `amp` runs the forward pass under bf16
     autocast; losses are always computed in fp32. Random starts come from a generator seeded with `seed`
     at every call (reproducible evaluation), or from torch's global RNG when `seed` is None (training).
     """

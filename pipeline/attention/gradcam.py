@@ -27,16 +27,19 @@ class GradCam:
     logits: torch.Tensor    # B×K, from the same forward pass
 
 
-def grad_cam(model: nn.Module, images: torch.Tensor, classes: torch.Tensor, model_mask: torch.Tensor | None = None,
+def grad_cam(model: nn.Module, images: torch.Tensor, classes: torch.Tensor | None, model_mask: torch.Tensor | None = None,
              layer: str | None = None, create_graph: bool = False, activation: Activation = "relu",
              amp: bool = False) -> GradCam:
-    """Grad-CAM of class `classes[i]` for every image i, batched (one forward, one backward)."""
+    """Grad-CAM of class `classes[i]` for every image i (None: the class the model predicts for it),
+    batched (one forward, one backward)."""
     module = named_layer(model, layer)
     with torch.enable_grad():
         inputs = images if images.requires_grad else images.detach().requires_grad_(True)
         with captured_outputs([module]) as outputs:
             logits = model_logits(model, inputs, model_mask, amp)
         features = outputs[0].float()
+        if classes is None:
+            classes = logits.detach().argmax(1)
         score = logits.gather(1, classes[:, None]).sum()
         (grad,) = torch.autograd.grad(score, outputs[0], create_graph=create_graph)
         weighted = (grad.float().mean((2, 3), keepdim=True) * features).sum(1)

@@ -46,10 +46,13 @@ def per_sample(clean_cam: torch.Tensor, adversarial_cam: torch.Tensor, foregroun
     return records
 
 
+def mean(values: torch.Tensor) -> float | None:
+    return values.float().mean().item() if len(values) else None
+
+
 def summarise(records: dict[str, torch.Tensor], success: torch.Tensor, confidence: torch.Tensor,
               iou_threshold: float, cells: list[int]) -> dict:
     """Tables 1–3 as nested dicts: {table: {group: {...}}}; means of empty groups are None."""
-    mean = lambda values: values.float().mean().item() if len(values) else None  # noqa: E731
     members = {"succeed": success, "fail": ~success}
     low = records["iou_gt"] < iou_threshold
     return {

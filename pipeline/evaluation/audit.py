@@ -45,9 +45,13 @@ def forward_change(runner: SuiteRunner) -> float:
     return (first - second).abs().max().item()
 
 
+def robust(success: torch.Tensor) -> float:
+    """Robust accuracy of per-sample success flags."""
+    return 1 - success.float().mean().item()
+
+
 def run_audit(runner: SuiteRunner, cfg: Audit, eps: float, white_box: torch.Tensor, square: SuiteEntry) -> dict:
     """All five checks at the suite's first ε; `white_box` = per-sample success of any white-box attack there."""
-    robust = lambda flags: 1 - flags.float().mean().item()  # noqa: E731
     pgd20 = runner.success(SuiteEntry(attack="pgd", steps=20), eps)
     pgd100 = runner.success(SuiteEntry(attack="pgd", steps=100), eps)
     blackbox_only = runner.success(square, eps) & ~white_box
