@@ -317,9 +317,11 @@ class AnalyzeAttention(Strict):
 
 # -------------------------------------------------------------------------- report
 class Report(Strict):
-    """What the report compares: classifiers by clean, `classifier_attack` and worst-case accuracy."""
+    """What the report compares: classifiers by clean, `classifier_attack` and worst-case accuracy, and the
+    `defense_table` classifiers (rows, in this order) in the layout of seed 002's Table 6."""
 
     classifier_attack: str
+    defense_table: list[str] = Field(default_factory=list)
 
 
 class Params(Strict):
@@ -333,10 +335,13 @@ class Params(Strict):
     report: Report
 
     @model_validator(mode="after")
-    def _report_attack_in_suite(self) -> "Params":
+    def _report_names_exist(self) -> "Params":
         if self.report.classifier_attack not in self.attack_classifier.suite:
             raise ValueError(f"report.classifier_attack {self.report.classifier_attack!r} is not an entry of "
                              f"attack_classifier.suite ({sorted(self.attack_classifier.suite)})")
+        unknown = [name for name in self.report.defense_table if name not in self.classifiers]
+        if unknown:
+            raise ValueError(f"report.defense_table names classifiers that `classifiers:` lacks: {unknown}")
         return self
 
     @field_validator("classifiers")

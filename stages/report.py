@@ -1,7 +1,8 @@
 """Stage `report`: the headline numbers of every stage in one place (methods.md, "Report").
 
 Writes `data/report/`: metrics.json (per classifier: clean, `report.classifier_attack` and worst-case
-accuracy with the audit verdict; per masked classifier: the difference to its unmasked twin),
+accuracy with the audit verdict; per masked classifier: the difference to its unmasked twin; per
+`report.defense_table` classifier: clean, FGSM, PGD-k, CW-k and worst-case accuracy, seed 002 Table 6),
 report.md and report.html (audit failures in red) and plots/classifier_accuracy.csv.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from pipeline.evaluation.suite import eps_label
 from pipeline.io.atomic import write_bytes, write_json
-from pipeline.report.classifiers import WORST, accuracy_table, mask_effect_table
+from pipeline.report.classifiers import WORST, accuracy_table, defense_table, mask_effect_table
 from pipeline.report.tables import csv_bytes, render_html, render_markdown
 from stages.common import DATA, load_params, log, setup_logging
 
@@ -37,15 +38,18 @@ def main() -> None:
     try:
         accuracy, per_classifier = accuracy_table(params.classifiers, metrics, eps_key, attack)
         effect, mask_effect = mask_effect_table(params.classifiers, metrics, eps_key, attack)
+        defenses, per_defense = defense_table(params.classifiers, metrics, params.report.defense_table,
+                                              params.attack_classifier.suite, eps_key)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
 
     out = DATA / "report"
     rows = [[name, *(values[k] for k in ("clean", attack, WORST))] for name, values in per_classifier.items()]
     write_bytes(out / "plots" / "classifier_accuracy.csv", csv_bytes(["classifier", "clean", attack, WORST], rows))
-    write_bytes(out / "report.md", render_markdown(TITLE, [accuracy, effect]).encode())
-    write_bytes(out / "report.html", render_html(TITLE, [accuracy, effect]).encode())
-    write_json(out / "metrics.json", {"classifiers": per_classifier, "mask_effect": mask_effect})
+    tables = [accuracy, effect, *([defenses] if per_defense else [])]
+    write_bytes(out / "report.md", render_markdown(TITLE, tables).encode())
+    write_bytes(out / "report.html", render_html(TITLE, tables).encode())
+    write_json(out / "metrics.json", {"classifiers": per_classifier, "mask_effect": mask_effect, "defenses": per_defense})
     for name, values in per_classifier.items():
         if not values["audit_passed"]:
             log.warning("%s: gradient-masking audit FAILED (see data/attack_classifier/%s/metrics.json)", name, name)

@@ -3,7 +3,8 @@
 Writes `data/train_classifier/<name>/`: model.safetensors + config.json (rebuilds the model),
 metrics.json (last epoch), plots/ (dvclive curves per epoch), checkpoints/ (the weights of every
 `checkpoint_every`-th epoch and of the last) and resume/ (the last epoch's state; an interrupted run
-continues from it).
+continues from it). Classifiers with the same clean warm-up share it through data/train_classifier/.warmups/
+(pipeline/train/shared_warmup.py).
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from dvclive import Live
 from pipeline.config import Classifier
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
 from pipeline.defenses import RecipeSettings, build_recipe
-from pipeline.io.atomic import write_json
+from pipeline.io.atomic import replace_folder, write_json
 from pipeline.models.checkpoint import save_classifier
 from pipeline.models.registry import build_classifier
 from pipeline.train.loop import FitSettings, fit
-from pipeline.io.atomic import replace_folder
 from pipeline.train.state import SNAPSHOTS, fingerprint, library_digest
 from stages.common import DATA, classifier_args, log, pick_device
+
+WARMUPS = DATA / "train_classifier" / ".warmups"            # shared clean warm-ups (a memo, not a DVC output)
+WARMUP_INDEPENDENT = {"recipe", "options", "epochs", "remask_at_test"}   # entry keys the warm-up does not depend on
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
@@ -64,9 +67,11 @@ def main() -> None:
     warmup_step = build_recipe("natural", model, RecipeSettings(eps, step, entry.adversary.steps)) if entry.warmup_epochs else None
     settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, params.seed, entry.mask, eps, step,
                            entry.adversary.steps, entry.warmup_epochs, entry.checkpoint_every)
-    identity = fingerprint(library_digest(), Path(__file__).read_text(), entry.model_dump(), params.seed,
-                           getattr(params.augment, entry.dataset).model_dump(),
-                           *[(data / split / f).read_text() for split in ("train", "val") for f in ("meta.json", "index.json")])
+    inputs = [library_digest(), Path(__file__).read_text(), params.seed, getattr(params.augment, entry.dataset).model_dump(),
+              *[(data / split / f).read_text() for split in ("train", "val") for f in ("meta.json", "index.json")]]
+    identity = fingerprint(*inputs, entry.model_dump())
+    warmup_identity = fingerprint(*inputs, entry.model_dump(exclude=WARMUP_INDEPENDENT), device.type)
+    warmup_store = WARMUPS / warmup_identity[:20] if entry.warmup_epochs else None
     log.info("training %s: %s", name, entry.model_dump())
     live = Live(str(out), dvcyaml=False, save_dvc_exp=False)
 
@@ -77,7 +82,7 @@ def main() -> None:
         live.next_step()
 
     history = fit(model, step_fn, train_set, val_set, val_subset, settings, out / "resume", identity, device, log_epoch,
-                  warmup_step)
+                  warmup_step, warmup_store)
     live.end()
     save_classifier(out, model, config)
     replace_folder(out / "resume" / SNAPSHOTS, out / "checkpoints")

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from pipeline.config import Augment
 
+if TYPE_CHECKING:
+    import albumentations
 
-def build_augmentation(cfg: Augment) -> A.Compose:
-    """Geometric transforms move image, mask and random mask together; photometric ones the image only."""
+
+def build_augmentation(cfg: Augment) -> albumentations.Compose:
+    """Geometric transforms move image, mask and random mask together; photometric ones the image only.
+    albumentations is imported here: the evaluation stages, which never augment, skip its 0.7 s import."""
+    import albumentations as A
+
     return A.Compose(
         [
             A.HorizontalFlip(p=cfg.hflip),

@@ -1,7 +1,9 @@
 """Clean + adversarial training with pairing terms (methods.md P2): ALP (Kannan et al. 2018) and AT+ALP.
 
 L = CE(f(x), y) + CE(f(x̃), y) + λ_ALP · mean_i ||z(x_i) − z(x̃_i)||²
-    + λ_AT · Σ_j mean_i ||at(A_j(x_i)) − at(A_j(x̃_i))||²        (j: every block of the classifier)
+    + λ_AT · Σ_j mean_i ||at(A_j(x_i)) − at(A_j(x̃_i))||² / (h_j·w_j)   (j: every block of the classifier)
+The attention term is a mean over images *and* map elements: the AT paper's β = 10³ is "divided by the
+number of elements in the attention map and batch size for each layer" (Zagoruyko & Komodakis 2017, §4).
 x̃ = the classifier's training PGD on the current model; gradients flow through both branches. Clean
 and adversarial images go through one forward pass (as Kannan et al.'s mixed batches).
 """
@@ -28,6 +30,11 @@ def logit_pairing(clean: torch.Tensor, adversarial: torch.Tensor) -> torch.Tenso
     return (clean - adversarial).pow(2).sum(1).mean()
 
 
+def attention_pairing(clean: torch.Tensor, adversarial: torch.Tensor) -> torch.Tensor:
+    """mean_i ||at(A(x_i)) − at(A(x̃_i))||² / (h·w) for B×(h·w) attention vectors (Zagoruyko–Komodakis)."""
+    return (clean - adversarial).pow(2).mean()
+
+
 def paired_step(model: nn.Module, attack: Attack, logit_weight: float, attention_weight: float,
                 amp: bool) -> TrainingStep:
     blocks = list(block_classifier(model).blocks) if attention_weight else []
@@ -42,7 +49,7 @@ def paired_step(model: nn.Module, attack: Attack, logit_weight: float, attention
         loss = ce + logit_weight * terms["logit_pairing"]
         if attention_weight:
             maps = [activation_map(f).chunk(2) for f in features]
-            terms["attention_pairing"] = sum((a - b).pow(2).sum(1).mean() for a, b in maps)
+            terms["attention_pairing"] = sum(attention_pairing(a, b) for a, b in maps)
             loss = loss + attention_weight * terms["attention_pairing"]
         return StepOutput(loss, logits, torch.cat([labels, labels]), terms)
 

@@ -1,6 +1,7 @@
 """AT+ALP (seed 001, methods.md P2): ALP plus pairing of Zagoruyko–Komodakis attention maps of every block.
 
-λ_ALP = options.logit_weight (0.5), λ_AT = options.attention_weight (1000, the AT paper's β on the mean form).
+λ_ALP = options.logit_weight (0.5), λ_AT = options.attention_weight (1000, the AT paper's β, on the mean over
+images and attention-map elements: see _pairing.py).
 """
 
 from __future__ import annotations

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import json
 
-from pipeline.config import Classifier
+from pipeline.config import Classifier, SuiteEntry
 from pipeline.report.tables import Cell, Table, percent
 
 WORST = "worst_case"
 
 
-def _results(metrics: dict, name: str, eps_key: str, attack: str) -> dict:
-    """{clean, attack, worst_case} accuracy summaries of classifier `name`; names what is missing."""
+def _results(metrics: dict, name: str, eps_key: str, attacks: list[str]) -> dict:
+    """{clean, *attacks, worst_case} accuracy summaries of classifier `name`; names what is missing."""
     at_eps = metrics.get(eps_key)
     if at_eps is None:
         raise ValueError(f"data/attack_classifier/{name}/metrics.json: no results at {eps_key} (has {sorted(metrics)})")
-    if attack not in at_eps:
-        raise ValueError(f"data/attack_classifier/{name}/metrics.json: no attack {attack!r} at {eps_key} "
-                         f"(has {sorted(at_eps)}); set report.classifier_attack to one of them")
-    return {"clean": metrics["clean"], attack: at_eps[attack], WORST: at_eps[WORST]}
+    for attack in attacks:
+        if attack not in at_eps:
+            raise ValueError(f"data/attack_classifier/{name}/metrics.json: no attack {attack!r} at {eps_key} "
+                             f"(has {sorted(at_eps)}); rerun `dvc repro` after changing the suite")
+    return {"clean": metrics["clean"], **{attack: at_eps[attack] for attack in attacks}, WORST: at_eps[WORST]}
 
 
 def _audit_cell(audit: dict) -> Cell:
@@ -43,7 +44,7 @@ def accuracy_table(entries: dict[str, Classifier], metrics: dict[str, dict], eps
                   ["classifier", "dataset", "recipe", "mask", "clean", attack, "worst case", "audit"])
     headline = {}
     for name, entry in entries.items():
-        results = _results(metrics[name], name, eps_key, attack)
+        results = _results(metrics[name], name, eps_key, [attack])
         table.rows.append([Cell(name), Cell(entry.dataset), Cell(entry.recipe), Cell(_mask_label(entry)),
                            *(Cell(percent(results[k])) for k in ("clean", attack, WORST)),
                            _audit_cell(metrics[name]["audit"])])
@@ -79,7 +80,7 @@ def mask_effect_table(entries: dict[str, Classifier], metrics: dict[str, dict], 
                   ["classifier", "unmasked twin", "Δ clean", f"Δ {attack}", "Δ worst case", "worst case separated"])
     headline = {}
     for name, twin in unmasked_twins(entries).items():
-        mine, theirs = (_results(metrics[n], n, eps_key, attack) for n in (name, twin))
+        mine, theirs = (_results(metrics[n], n, eps_key, [attack]) for n in (name, twin))
         deltas = {k: mine[k]["accuracy"] - theirs[k]["accuracy"] for k in mine}
         apart = separated(mine[WORST], theirs[WORST])
         table.rows.append([Cell(name), Cell(twin), *(Cell(f"{100 * deltas[k]:+.1f}") for k in mine),
@@ -87,4 +88,44 @@ def mask_effect_table(entries: dict[str, Classifier], metrics: dict[str, dict], 
         headline[name] = {"twin": twin, **{f"delta_{k}": v for k, v in deltas.items()}, "worst_case_separated": apart}
     if not table.rows:
         table.notes.append("No classifier has an unmasked twin (same entry with mask: none).")
+    return table, headline
+
+
+TABLE6_ATTACKS = ("fgsm", "pgd", "cw")
+
+
+def table6_columns(suite: dict[str, SuiteEntry]) -> list[tuple[str, str]]:
+    """(suite name, header) of the suite's plain L∞ FGSM, PGD-k and CW-k entries (no A3, one restart, at the
+    suite's ε), in the order of seed 002's Table 6: FGSM, PGD by steps, CW by steps."""
+    plain = [(name, spec) for name, spec in suite.items() if spec.attack in TABLE6_ATTACKS and spec.a3_sigma is None
+             and spec.norm == "linf" and spec.eps is None and spec.restarts == 1]
+    plain.sort(key=lambda item: (TABLE6_ATTACKS.index(item[1].attack), item[1].steps or 0))
+    return [(name, spec.attack.upper() + (f"-{spec.steps}" if spec.steps else "")) for name, spec in plain]
+
+
+def recipe_label(entry: Classifier) -> str:
+    """'aad (base=alp)': the recipe with the options that tell entries of one recipe apart."""
+    options = ", ".join(f"{key}={value}" for key, value in sorted(entry.options.items()))
+    return f"{entry.recipe} ({options})" if options else entry.recipe
+
+
+def defense_table(entries: dict[str, Classifier], metrics: dict[str, dict], names: list[str],
+                  suite: dict[str, SuiteEntry], eps_key: str) -> tuple[Table, dict]:
+    """Seed 002's Table 6 on our data: one row per classifier of `names`, accuracy (%) clean and under
+    FGSM, PGD-k and CW-k of the suite, plus the per-sample worst case over the whole suite."""
+    columns = table6_columns(suite)
+    table = Table(f"Defenses (seed 002, Table 6 layout): accuracy in % at {eps_key}",
+                  ["classifier", "recipe", "clean", *(header for _, header in columns), "worst case"])
+    headline, half_widths = {}, []
+    for name in names:
+        results = _results(metrics[name], name, eps_key, [attack for attack, _ in columns])
+        table.rows.append([Cell(name), Cell(recipe_label(entries[name])),
+                           *(Cell(f"{100 * summary['accuracy']:.1f}") for summary in results.values())])
+        half_widths += [(summary["ci95_high"] - summary["ci95_low"]) / 2 for summary in results.values()]
+        headline[name] = {key: summary["accuracy"] for key, summary in results.items()}
+    if names:
+        counts = sorted({metrics[name]["num_images"] for name in names})
+        table.notes.append(f"images per classifier: {', '.join(map(str, counts))}; the widest 95% Wilson interval "
+                           f"here is ±{100 * max(half_widths):.1f} points (all intervals: "
+                           f"data/attack_classifier/<name>/metrics.json).")
     return table, headline

@@ -21,6 +21,7 @@ from pipeline.config import Optimiser
 from pipeline.data.dataset import PreparedDataset, SampleTensors, model_mask
 from pipeline.defenses import TrainingStep
 from pipeline.evaluation.accuracy import accuracy, robust_accuracy
+from pipeline.train import shared_warmup
 from pipeline.train.optim import build_optimizer, learning_rate, set_learning_rate
 from pipeline.train.state import ResumeState, clear_snapshots, load_state, save_snapshot, save_state
 
@@ -79,7 +80,7 @@ def train_epoch(model: nn.Module, step: TrainingStep, loader: DataLoader, optimi
 def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_set: SampleTensors,
         val_subset: SampleTensors, settings: FitSettings, state_dir: Path, fingerprint: str, device: torch.device,
         on_epoch_end: Callable[[dict], None] = lambda metrics: None,
-        warmup_step: TrainingStep | None = None) -> list[dict]:
+        warmup_step: TrainingStep | None = None, warmup_store: Path | None = None) -> list[dict]:
     """Train for settings.epochs, resuming from `state_dir` when it holds a state of this `fingerprint`.
 
     The first `settings.warmup_epochs` epochs train with `warmup_step` (e.g. clean images before PGD
@@ -89,11 +90,17 @@ def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_se
     After every epoch: clean accuracy on `val_set`, PGD accuracy on `val_subset`, a resume state, a
     weight snapshot in `state_dir/snapshots/` every `snapshot_every` epochs and after the last one, then
     `on_epoch_end(metrics)`. Returns the per-epoch metrics of the whole run (resumed epochs included).
+
+    `warmup_store`: a folder for the state after the warm-up, shared by every run with the same warm-up
+    (pipeline/train/shared_warmup.py): a fresh run continues from it when it exists, else fills it.
     """
     if settings.warmup_epochs and warmup_step is None:
         raise ValueError(f"warmup_epochs = {settings.warmup_epochs} needs a warmup_step")
     optimizer = build_optimizer(model, settings.optimiser)
-    state = load_state(state_dir, model, optimizer, fingerprint) or ResumeState(0, [], fingerprint)
+    state = load_state(state_dir, model, optimizer, fingerprint)
+    if state is None and warmup_store is not None and shared_warmup.restore(warmup_store, state_dir, fingerprint):
+        state = load_state(state_dir, model, optimizer, fingerprint)
+    state = state or ResumeState(0, [], fingerprint)
     if not state.epoch:
         clear_snapshots(state_dir)
     if state.epoch:
@@ -119,6 +126,8 @@ def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_se
         save_state(state_dir, model, optimizer, state)
         if epoch + 1 == settings.epochs or (settings.snapshot_every and (epoch + 1) % settings.snapshot_every == 0):
             save_snapshot(state_dir, model, epoch + 1)
+        if warmup_store is not None and epoch + 1 == settings.warmup_epochs:
+            shared_warmup.store(state_dir, warmup_store)
         on_epoch_end(metrics)
     model.eval()
     return state.history

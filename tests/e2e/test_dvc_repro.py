@@ -10,7 +10,7 @@ from tests.helpers import copy_project, run
 pytestmark = pytest.mark.e2e
 DATA_STAGES = {"download@coco", "download@gtsrb", "prepare@coco_ic", "prepare@gtsrb"}
 CLASSIFIER_STAGES = {f"{stage}@{name}" for stage in ("train_classifier", "attack_classifier", "analyze_attention")
-                     for name in ("gtsrb_natural_foreground", "coco_ic_madry_none")}
+                     for name in ("gtsrb_natural_foreground", "coco_ic_madry_none", "coco_ic_aad_none")}
 
 
 def ran(output: str) -> set[str]:
@@ -39,9 +39,12 @@ def test_first_repro_runs_every_stage(repo):
         assert (folder / path).exists()
     report = json.loads((folder / "data/report/metrics.json").read_text())
     attacked = json.loads((folder / "data/attack_classifier/coco_ic_madry_none/metrics.json").read_text())
-    assert set(report["classifiers"]) == {"gtsrb_natural_foreground", "coco_ic_madry_none"}
+    assert set(report["classifiers"]) == {"gtsrb_natural_foreground", "coco_ic_madry_none", "coco_ic_aad_none"}
     assert report["classifiers"]["coco_ic_madry_none"]["pgd3"] == attacked["eps_4_255"]["pgd3"]["accuracy"]
-    assert "coco_ic_madry_none" in (folder / "data/report/report.md").read_text()
+    assert list(report["defenses"]) == ["coco_ic_madry_none", "coco_ic_aad_none"]      # the Table 6 rows, in order
+    assert report["defenses"]["coco_ic_madry_none"]["cw3"] == attacked["eps_4_255"]["cw3"]["accuracy"]
+    markdown = (folder / "data/report/report.md").read_text()
+    assert "coco_ic_madry_none" in markdown and "| classifier | recipe | clean | FGSM | PGD-3 | CW-3 | worst case |" in markdown
 
 
 def test_second_repro_runs_nothing(repo):
@@ -55,9 +58,9 @@ def test_exp_run_of_a_prepare_key_reruns_only_that_dataset(repo):
     folder, _ = repo
     output = run(["dvc", "exp", "run", "-S", "prepare.coco_ic.mask_scope=category"], folder).stdout
     # report re-runs only if the attack outputs changed: coco_ic_madry_none has no mask, so they may not
-    assert ran(output) - {"validate_params", "report"} == {"prepare@coco_ic", "train_classifier@coco_ic_madry_none",
-                                                           "attack_classifier@coco_ic_madry_none",
-                                                           "analyze_attention@coco_ic_madry_none"}
+    assert ran(output) - {"validate_params", "report"} == {"prepare@coco_ic"} | {
+        f"{stage}@{name}" for stage in ("train_classifier", "attack_classifier", "analyze_attention")
+        for name in ("coco_ic_madry_none", "coco_ic_aad_none")}
     run(["git", "checkout", "--", "."], folder)
 
 

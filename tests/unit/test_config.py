@@ -117,3 +117,8 @@ def test_suite_entry_options_must_fit_the_attack():
     assert "attack_classifier.suite.l2" in message
     message = _error(lambda raw: raw["attack_classifier"]["suite"].update(sq={"attack": "square", "a3_sigma": 10}))
     assert "attack_classifier.suite.sq" in message and "a3_sigma" in message
+
+
+def test_defense_table_names_only_known_classifiers():
+    message = _error(lambda raw: raw["report"].update(defense_table=["gtsrb_madry_none", "gtsrb_madry_typo"]))
+    assert "report.defense_table" in message and "gtsrb_madry_typo" in message

@@ -7,6 +7,7 @@ import torch
 
 from pipeline.config import Classifier
 from pipeline.defenses import RecipeSettings, build_recipe
+from pipeline.defenses._pairing import attention_pairing
 from pipeline.models.registry import build_classifier
 from tests.conftest import load_profile
 from tests.models import stripes
@@ -64,3 +65,11 @@ def test_recipe_options_are_validated_against_the_recipe():
         Classifier.model_validate({**raw, "recipe": "aad", "options": {"bse": "alp"}})
     with pytest.raises(ValueError, match="takes no options"):
         Classifier.model_validate({**raw, "recipe": "madry", "options": {"beta": 6.0}})
+
+
+def test_attention_pairing_is_a_mean_over_images_and_map_elements():
+    """Zagoruyko–Komodakis's β is per map element: two orthogonal unit maps of 4 elements differ by
+    ||a − b||² = 2, i.e. 0.5 per element; identical maps by 0."""
+    clean = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
+    adversarial = torch.tensor([[0, 1.0, 0, 0], [0, 1.0, 0, 0]])
+    assert attention_pairing(clean, adversarial).item() == pytest.approx((0.5 + 0.0) / 2)

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import Classifier
-from pipeline.report.classifiers import accuracy_table, mask_effect_table, separated, unmasked_twins
+from pipeline.config import Classifier, SuiteEntry
+from pipeline.report.classifiers import (
+    accuracy_table,
+    defense_table,
+    mask_effect_table,
+    separated,
+    table6_columns,
+    unmasked_twins,
+)
 from pipeline.report.tables import render_html, render_markdown
 from tests.conftest import load_profile
 
@@ -67,3 +74,38 @@ def test_audit_failure_is_red_in_html_and_marked_in_markdown():
 def test_missing_attack_names_the_file_and_the_key():
     with pytest.raises(ValueError, match=r"data/attack_classifier/ok/metrics.json: no attack 'pgd7'.*pgd20"):
         accuracy_table({"ok": entry("none")}, {"ok": metrics(0.8, 0.1, (0.05, 0.03, 0.08))}, EPS, "pgd7")
+
+
+SUITE = {name: SuiteEntry.model_validate(spec) for name, spec in {
+    "cw_long": {"attack": "cw", "steps": 100}, "pgd20": {"attack": "pgd", "steps": 20}, "fgsm": {"attack": "fgsm"},
+    "pgd10_a3": {"attack": "pgd", "steps": 10, "a3_sigma": 10}, "pgd5": {"attack": "pgd", "steps": 5},
+    "pgd_l2": {"attack": "pgd", "steps": 10, "norm": "l2", "eps": [0.5]}, "cw10": {"attack": "cw", "steps": 10},
+    "square": {"attack": "square", "queries": 10}}.items()}
+
+
+def test_table6_columns_keep_plain_fgsm_pgd_cw_in_the_seeds_order():
+    assert table6_columns(SUITE) == [("fgsm", "FGSM"), ("pgd5", "PGD-5"), ("pgd20", "PGD-20"), ("cw10", "CW-10"),
+                                     ("cw_long", "CW-100")]
+
+
+def test_defense_table_rows_follow_the_listed_order_with_every_column():
+    entries = {"madry": entry("none", recipe="madry"), "aad": entry("none", recipe="aad", options={"base": "alp"})}
+    accuracies = {"madry": [0.70, 0.50, 0.41, 0.40, 0.38, 0.36, 0.30], "aad": [0.65, 0.52, 0.45, 0.44, 0.41, 0.40, 0.35]}
+    results = {}
+    for name, (clean, *attacked, worst) in accuracies.items():
+        at_eps = {attack: summary(a, a - 0.05, a + 0.05) for (attack, _), a in zip(table6_columns(SUITE), attacked)}
+        results[name] = {"num_images": 300, "clean": summary(clean, clean - 0.04, clean + 0.05),
+                         EPS: {**at_eps, "pgd10_a3": summary(0.0, 0.0, 0.01), "worst_case": summary(worst, worst - 0.06, worst + 0.05)}}
+    table, headline = defense_table(entries, results, ["aad", "madry"], SUITE, EPS)
+    assert table.header == ["classifier", "recipe", "clean", "FGSM", "PGD-5", "PGD-20", "CW-10", "CW-100", "worst case"]
+    assert [c.text for c in table.rows[0]] == ["aad", "aad (base=alp)", "65.0", "52.0", "45.0", "44.0", "41.0", "40.0", "35.0"]
+    assert [c.text for c in table.rows[1]][1] == "madry"
+    assert headline["madry"] == dict(zip(["clean", "fgsm", "pgd5", "pgd20", "cw10", "cw_long", "worst_case"],
+                                         accuracies["madry"]))
+    assert "±5.5 points" in table.notes[0]
+
+
+def test_defense_table_names_a_missing_attack():
+    results = {"madry": metrics(0.8, 0.1, (0.05, 0.03, 0.08))}
+    with pytest.raises(ValueError, match="madry/metrics.json: no attack 'fgsm'"):
+        defense_table({"madry": entry("none", recipe="madry")}, results, ["madry"], SUITE, EPS)

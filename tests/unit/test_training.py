@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from pipeline.config import Optimiser
 from pipeline.data.dataset import PreparedDataset, SampleTensors
@@ -43,7 +45,7 @@ class Interrupted(Exception):
 
 
 def train(splits, state_dir, recipe="natural", epochs=3, stop_after=None, fingerprint="f", seed=0, warmup_epochs=0,
-          snapshot_every=0):
+          snapshot_every=0, warmup_store=None):
     train_folder, val_folder = splits
     torch.manual_seed(seed)
     model = build_classifier(CONFIG)
@@ -58,7 +60,7 @@ def train(splits, state_dir, recipe="natural", epochs=3, stop_after=None, finger
             raise Interrupted
 
     history = fit(model, step, PreparedDataset(train_folder), SampleTensors(val_folder), SampleTensors(val_folder),
-                  settings, state_dir, fingerprint, torch.device("cpu"), on_epoch_end, warmup_step)
+                  settings, state_dir, fingerprint, torch.device("cpu"), on_epoch_end, warmup_step, warmup_store)
     return model, history, seen
 
 
@@ -97,6 +99,24 @@ def test_warmup_epochs_are_natural_training_with_their_own_schedule(splits, tmp_
     after_warmup = build_classifier(CONFIG)
     after_warmup.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     assert same_weights(after_warmup, natural)         # 2 warm-up epochs of 4 == a 2-epoch natural run
+
+
+def test_a_shared_warmup_gives_the_weights_of_training_it(splits, tmp_path):
+    store = tmp_path / "warmup"
+    reference, reference_history, _ = train(splits, tmp_path / "ref", "madry", epochs=3, warmup_epochs=2, snapshot_every=1)
+    train(splits, tmp_path / "a", "fast", epochs=3, warmup_epochs=2, snapshot_every=1, warmup_store=store)
+    assert json.loads((store / "state.json").read_text())["epoch"] == 2
+    shared, history, seen = train(splits, tmp_path / "b", "madry", epochs=3, warmup_epochs=2, snapshot_every=1,
+                                  warmup_store=store)
+    assert seen == [1, 2, 3] and history == reference_history and same_weights(shared, reference)
+    assert list(snapshots(tmp_path / "b")) == list(snapshots(tmp_path / "ref"))
+
+    tensors_file = next(store.glob("state-epoch*.safetensors"))           # proof that b did not retrain the warm-up:
+    tensors = load_file(tensors_file)                                      # a changed store changes its result
+    save_file({k: v + 1 if k.startswith("model.") and v.is_floating_point() else v for k, v in tensors.items()},
+              tensors_file)
+    changed, _, _ = train(splits, tmp_path / "c", "madry", epochs=3, warmup_epochs=2, warmup_store=store)
+    assert not same_weights(changed, reference)
 
 
 def test_warmup_schedule_restarts_when_the_recipe_starts():
