@@ -53,6 +53,10 @@ def main() -> None:
     log.info("%s: %d correct of %d; attack succeeded on %.1f%%; mean IoU(Att, GT) succeed %s, fail %s", name,
              len(data["success"]), len(samples), 100 * (tables["table1"]["succeed"]["share"] or 0),
              tables["table1"]["succeed"]["mean_iou_gt"], tables["table1"]["fail"]["mean_iou_gt"])
+    empty = records["clean_cam_empty"].mean().item() if len(data["success"]) else 0.0
+    if empty:
+        log.warning("%s: %.1f%% of the clean Grad-CAMs are all zero (no attention to compare; left out of the IoUs)",
+                    name, 100 * empty)
 
 
 def attack_and_explain(evaluation: Evaluation, attack: Attack, layer: str | None) -> dict[str, torch.Tensor]:

@@ -141,7 +141,29 @@ def test_analysis_ious_on_hand_made_cams_and_masks():
     assert records["iou_cells_2"].tolist() == pytest.approx([1 / 3, 1.0])     # {00, 01} vs {00, 11}
     tables = summarise(records, success=torch.tensor([True, False]), confidence=torch.tensor([0.9, 0.6]),
                        iou_threshold=0.5, cells=[1, 2])
-    assert tables["table1"]["succeed"] == {"share": 0.5, "count": 1, "mean_iou_gt": 1.0}
+    assert tables["table1"]["succeed"] == {"share": 0.5, "count": 1, "mean_iou_gt": 1.0, "empty_cam_share": 0.0}
     assert tables["table2"]["fail"] == {"share": 1.0, "count": 1, "mean_confidence": pytest.approx(0.6)}
     assert tables["table2"]["succeed"]["mean_confidence"] is None
     assert tables["table3"]["succeed"]["cells_2"] == pytest.approx(1 / 3)
+
+
+def test_an_all_zero_cam_has_no_attention_to_compare():
+    """A vanished CAM would otherwise pick its 'highest' pixels by position: its IoUs are undefined, left
+    out of the means, and counted as empty in Table 1."""
+    from pipeline.evaluation.attention_analysis import per_sample, summarise
+
+    clean = torch.zeros(3, 2, 2)
+    clean[0, 0, 0] = 1.0                                # image 0 attends the top-left cell; 1 and 2 are empty
+    adversarial = clean.clone()
+    truth = torch.zeros(3, 1, 4, 4)
+    truth[:, :, :2, :2] = 1                             # the top-left quarter
+    records = per_sample(clean, adversarial, truth, cells=[1])
+    assert records["clean_cam_empty"].tolist() == [0.0, 1.0, 1.0]
+    assert records["iou_gt"][0].item() == 1.0 and records["iou_gt"][1:].isnan().all()
+    assert records["iou_cells_1"][0].item() == 1.0 and records["iou_cells_1"][1:].isnan().all()
+    tables = summarise(records, success=torch.tensor([False, False, True]), confidence=torch.ones(3),
+                       iou_threshold=0.5, cells=[1])
+    assert tables["table1"]["fail"] == {"share": pytest.approx(2 / 3), "count": 2, "mean_iou_gt": 1.0,
+                                        "empty_cam_share": 0.5}
+    assert tables["table1"]["succeed"]["mean_iou_gt"] is None and tables["table1"]["succeed"]["empty_cam_share"] == 1.0
+    assert tables["table2"]["succeed"]["count"] == 0 and tables["table3"]["succeed"]["cells_1"] is None
