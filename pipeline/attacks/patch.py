@@ -1,0 +1,151 @@
+"""Attention-Fool patch attack (Lovisotto et al., CVPR 2022, seed 003; methods.md P4) on a token classifier.
+
+Threat model: one square patch per image overwrites the pixels of a token-aligned box; white box.
+p ← clip(p + α_t · sign(d_t), 0, 1), α_t = α_0 · ½(1 + cos(π t / N)), α_0 = 8/255, p_0 ~ U[0, 1];
+d_t = ∇ (plain) or m_t = β m_{t−1} + (1 − β) ∇/‖∇‖₂ per image (momentum, β = 0.9).
+Objective, maximised: CE(f(x_p), y) (`ce`) plus λ · an attention loss of attacks/attention_fool.py on
+the key token under the patch, or the attention loss alone; both summed over images. A sample's patch
+is frozen at its first success (misclassification; `early_stop`, default on); the number of updates it
+took is recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.attacks.attention_fool import Aggregation, Objective, attention_loss
+from pipeline.models.hf_attention import captured_query_keys
+
+
+@dataclass(frozen=True)
+class PatchPlacement:
+    """Token-aligned boxes: each image's patch covers token (row, col) of a grid of `token_size` px tokens."""
+
+    token_size: int              # patch side = one token by default
+    grid_width: int              # tokens per image row
+    prefix_tokens: int = 1       # CLS (ViT); 2 for DeiT's CLS + distillation tokens
+
+    def key_tokens(self, cells: torch.Tensor) -> torch.Tensor:
+        """B×2 (row, col) token cells → the index i* of each cell's key among the model's tokens."""
+        return self.prefix_tokens + cells[:, 0] * self.grid_width + cells[:, 1]
+
+
+def apply_patch(images: torch.Tensor, patch: torch.Tensor, cells: torch.Tensor, token_size: int) -> torch.Tensor:
+    """A copy of B×C×H×W `images` with B×C×s×s `patch` written at each image's token cell (row, col);
+    differentiable in `patch`; every pixel outside the boxes is left bit-identical."""
+    size = patch.shape[-1]
+    offsets = torch.arange(size, device=images.device)
+    rows = (cells[:, 0] * token_size)[:, None, None] + offsets[None, :, None]           # B×s×1
+    cols = (cells[:, 1] * token_size)[:, None, None] + offsets[None, None, :]           # B×1×s
+    batch = torch.arange(len(images), device=images.device)[:, None, None]
+    patched = images.clone()
+    patched[batch, :, rows, cols] = patch.permute(0, 2, 3, 1).to(images.dtype)
+    return patched
+
+
+@dataclass
+class PatchResult:
+    patched: torch.Tensor            # B×C×H×W images with their final patches
+    patch: torch.Tensor              # B×C×s×s
+    success: torch.Tensor            # B bool: misclassified with the patch
+    first_success: torch.Tensor      # B long: patch updates before the first success (0: the initial patch), −1 if none
+    loss_curve: list[float]          # mean objective per iteration
+    attention_curve: list[float]     # mean attention weight on the patch token per iteration (post-softmax)
+
+
+class PatchAttack:
+    """The Attention-Fool patch attack; `objective` = ce | ce+kq | ce+kq_cls | kq_cls | ce+patch_fool | …"""
+
+    def __init__(self, model: nn.Module, placement: PatchPlacement, steps: int = 250, objective: str = "ce+kq",
+                 step_size: float = 8 / 255, momentum: float | None = None, attention_weight: float = 1.0,
+                 normalise: bool = True, aggregation: Aggregation = "smooth_max", patch_size: int | None = None,
+                 amp: bool = False, early_stop: bool = True, seed: int = 0):
+        terms = objective.split("+")
+        unknown = [t for t in terms if t not in ("ce", "kq", "kq_cls", "patch_fool")]
+        if unknown or len(terms) > 2 or (len(terms) == 2 and terms[0] != "ce"):
+            raise ValueError(f"objective {objective!r}: use ce, kq, kq_cls, patch_fool or ce+<one of those>")
+        self.model, self.placement, self.steps = model, placement, steps
+        self.use_ce = "ce" in terms
+        self.attention: Objective | None = next((t for t in terms if t != "ce"), None)     # type: ignore[assignment]
+        self.step_size, self.momentum, self.attention_weight = step_size, momentum, attention_weight
+        self.normalise, self.aggregation, self.amp, self.seed = normalise, aggregation, amp, seed
+        self.early_stop = early_stop
+        self.patch_size = patch_size or placement.token_size
+
+    def step_size_at(self, t: int) -> float:
+        """α_t = α_0 · ½(1 + cos(π t / N)), t = 0 … N − 1."""
+        return self.step_size * 0.5 * (1 + math.cos(math.pi * t / self.steps))
+
+    def objective(self, images: torch.Tensor, labels: torch.Tensor, tokens: torch.Tensor,
+                  captured: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-image objective, logits) of one forward pass."""
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            logits = self.model(images)
+        logits = logits.float()
+        value = F.cross_entropy(logits, labels, reduction="none") if self.use_ce else torch.zeros_like(labels, dtype=torch.float)
+        if self.attention is not None:
+            value = value + self.attention_weight * attention_loss(captured, tokens, self.attention, self.normalise,
+                                                                   self.aggregation)
+        return value, logits
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, cells: torch.Tensor) -> PatchResult:
+        was_training = self.model.training
+        self.model.eval()
+        requires_grad = [p.requires_grad for p in self.model.parameters()]
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        try:
+            return self._run(images, labels, cells)
+        finally:
+            for parameter, flag in zip(self.model.parameters(), requires_grad):
+                parameter.requires_grad_(flag)
+            self.model.train(was_training)
+
+    def _run(self, images: torch.Tensor, labels: torch.Tensor, cells: torch.Tensor) -> PatchResult:
+        generator = torch.Generator(device=images.device).manual_seed(self.seed)
+        shape = (len(images), images.shape[1], self.patch_size, self.patch_size)
+        patch = torch.rand(shape, generator=generator, device=images.device)
+        tokens = self.placement.key_tokens(cells)
+        velocity = torch.zeros_like(patch)
+        active = torch.ones(len(images), dtype=torch.bool, device=images.device)       # patches still updated
+        succeeded = torch.zeros_like(active)
+        first_success = torch.zeros(len(images), dtype=torch.long, device=images.device)
+        loss_curve, attention_curve = [], []
+        with captured_query_keys(self.model) as captured:
+            for t in range(self.steps + 1):
+                patch.requires_grad_(True)
+                patched = apply_patch(images, patch, cells, self.placement.token_size)
+                value, logits = self.objective(patched, labels, tokens, captured)
+                attention_curve.append(patch_attention(captured, tokens).mean().item())
+                loss_curve.append(value.mean().item())
+                broken = (logits.argmax(1) != labels) & ~succeeded
+                first_success[broken] = t          # t updates so far (0: the random initial patch)
+                succeeded |= broken
+                if self.early_stop:
+                    active &= ~broken
+                if t == self.steps or not active.any():
+                    break
+                gradient, = torch.autograd.grad(value.sum(), patch)
+                patch = patch.detach()
+                if self.momentum is not None:
+                    norms = gradient.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+                    velocity = self.momentum * velocity + (1 - self.momentum) * gradient / norms
+                    gradient = velocity
+                step = self.step_size_at(t) * gradient.sign() * active.view(-1, 1, 1, 1)
+                patch = (patch + step).clamp(0, 1)
+        patch = patch.detach()
+        success = (logits.argmax(1) != labels).detach()      # with the final patches
+        return PatchResult(apply_patch(images, patch, cells, self.placement.token_size), patch, success,
+                           torch.where(succeeded, first_success, torch.full_like(first_success, -1)),
+                           loss_curve, attention_curve)
+
+
+def patch_attention(captured: list, tokens: torch.Tensor) -> torch.Tensor:
+    """Post-softmax attention weight on the patch key, mean over layers, heads and queries: B values."""
+    with torch.no_grad():
+        return attention_loss(captured, tokens, "patch_fool", aggregation="mean")

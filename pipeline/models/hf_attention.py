@@ -1,0 +1,88 @@
+"""Pre-softmax query/key projections of Hugging Face ViT / DeiT attention layers (seed 003, methods.md P4).
+
+Forward hooks on each layer's `q_proj` and `k_proj` see the same tensors under every attention
+implementation (eager, SDPA, flash): the projections run before the implementation is chosen. This is
+why Attention-Fool cannot use `output_attentions`, which returns post-softmax weights and only under eager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class QueryKey:
+    """One layer's projections, B×H×n×d (heads split), with the projection biases included."""
+
+    query: torch.Tensor
+    key: torch.Tensor
+
+
+def attention_layers(model: nn.Module) -> list[nn.Module]:
+    """The self-attention modules of `model` in forward order (modules with q_proj, k_proj and head_dim)."""
+    layers = [m for m in model.modules() if all(hasattr(m, a) for a in ("q_proj", "k_proj", "head_dim"))]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no attention module with q_proj/k_proj/head_dim "
+                         "(a Hugging Face ViT, DeiT or DETR of transformers ≥ 5 has them)")
+    return layers
+
+
+@contextmanager
+def captured_query_keys(model: nn.Module) -> Iterator[list[QueryKey]]:
+    """Inside the block, every forward pass appends one QueryKey per attention layer to the yielded list
+    (cleared at the start of each pass through the first layer). Gradients flow through the tensors."""
+    layers = attention_layers(model)
+    captured: list[QueryKey] = []
+    pending: dict[int, torch.Tensor] = {}
+
+    def split(layer: nn.Module, output: torch.Tensor) -> torch.Tensor:
+        return output.view(*output.shape[:-1], -1, layer.head_dim).transpose(-3, -2)
+
+    def on_query(index: int, layer: nn.Module):
+        def hook(_module, _inputs, output):
+            if index == 0:
+                captured.clear()
+            pending[index] = split(layer, output)
+        return hook
+
+    def on_key(index: int, layer: nn.Module):
+        def hook(_module, _inputs, output):
+            captured.append(QueryKey(pending.pop(index), split(layer, output)))
+        return hook
+
+    handles = []
+    for index, layer in enumerate(layers):
+        handles.append(layer.q_proj.register_forward_hook(on_query(index, layer)))
+        handles.append(layer.k_proj.register_forward_hook(on_key(index, layer)))
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def normalised(projection: torch.Tensor) -> torch.Tensor:
+    """P̄ = P / (mean over tokens of the row L2 norm of P), per image, head and layer (methods.md P4)."""
+    return projection / projection.norm(dim=-1).mean(-1, keepdim=True).unsqueeze(-1)
+
+
+def _projections(layer: QueryKey, normalise: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    return tuple(normalised(t.float()) if normalise else t.float() for t in (layer.query, layer.key))
+
+
+def key_query_scores(layer: QueryKey, normalise: bool) -> torch.Tensor:
+    """B^{hl} = P̄_Q P̄_Kᵀ / √d_k for every query and key: B×H×n×n (rows = queries, columns = keys), in fp32."""
+    query, key = _projections(layer, normalise)
+    return query @ key.transpose(-1, -2) / query.shape[-1] ** 0.5
+
+
+def scores_on_key(layer: QueryKey, tokens: torch.Tensor, normalise: bool) -> torch.Tensor:
+    """The column of B^{hl} for one key per image (`tokens`, B long): B×H×n in fp32, without the n×n matrix."""
+    query, key = _projections(layer, normalise)
+    chosen = key[torch.arange(len(tokens), device=key.device), :, tokens]            # B×H×d
+    return (query @ chosen.unsqueeze(-1)).squeeze(-1) / query.shape[-1] ** 0.5
