@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.attacks.attention_fool import Aggregation, Objective, attention_loss
+from pipeline.attacks.base import frozen_eval
+from pipeline.models.forward import model_logits
 from pipeline.models.hf_attention import captured_query_keys
 
 
@@ -84,9 +86,7 @@ class PatchAttack:
     def objective(self, images: torch.Tensor, labels: torch.Tensor, tokens: torch.Tensor,
                   captured: list) -> tuple[torch.Tensor, torch.Tensor]:
         """(per-image objective, logits) of one forward pass."""
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            logits = self.model(images)
-        logits = logits.float()
+        logits = model_logits(self.model, images, amp=self.amp)
         value = F.cross_entropy(logits, labels, reduction="none") if self.use_ce else torch.zeros_like(labels, dtype=torch.float)
         if self.attention is not None:
             value = value + self.attention_weight * attention_loss(captured, tokens, self.attention, self.normalise,
@@ -94,17 +94,8 @@ class PatchAttack:
         return value, logits
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, cells: torch.Tensor) -> PatchResult:
-        was_training = self.model.training
-        self.model.eval()
-        requires_grad = [p.requires_grad for p in self.model.parameters()]
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
-        try:
+        with frozen_eval(self.model):
             return self._run(images, labels, cells)
-        finally:
-            for parameter, flag in zip(self.model.parameters(), requires_grad):
-                parameter.requires_grad_(flag)
-            self.model.train(was_training)
 
     def _run(self, images: torch.Tensor, labels: torch.Tensor, cells: torch.Tensor) -> PatchResult:
         generator = torch.Generator(device=images.device).manual_seed(self.seed)
@@ -113,19 +104,17 @@ class PatchAttack:
         tokens = self.placement.key_tokens(cells)
         velocity = torch.zeros_like(patch)
         active = torch.ones(len(images), dtype=torch.bool, device=images.device)       # patches still updated
-        succeeded = torch.zeros_like(active)
-        first_success = torch.zeros(len(images), dtype=torch.long, device=images.device)
-        loss_curve, attention_curve = [], []
+        first_success = torch.full((len(images),), -1, dtype=torch.long, device=images.device)
+        loss_curve, attention_curve = [], []        # per-iteration means, kept on the device until the end
         with captured_query_keys(self.model) as captured:
             for t in range(self.steps + 1):
                 patch.requires_grad_(True)
                 patched = apply_patch(images, patch, cells, self.placement.token_size)
                 value, logits = self.objective(patched, labels, tokens, captured)
-                attention_curve.append(patch_attention(captured, tokens).mean().item())
-                loss_curve.append(value.mean().item())
-                broken = (logits.argmax(1) != labels) & ~succeeded
+                attention_curve.append(patch_attention(captured, tokens).mean())
+                loss_curve.append(value.detach().mean())
+                broken = (logits.argmax(1) != labels) & (first_success < 0)
                 first_success[broken] = t          # t updates so far (0: the random initial patch)
-                succeeded |= broken
                 if self.early_stop:
                     active &= ~broken
                 if t == self.steps or not active.any():
@@ -140,9 +129,8 @@ class PatchAttack:
                 patch = (patch + step).clamp(0, 1)
         patch = patch.detach()
         success = (logits.argmax(1) != labels).detach()      # with the final patches
-        return PatchResult(apply_patch(images, patch, cells, self.placement.token_size), patch, success,
-                           torch.where(succeeded, first_success, torch.full_like(first_success, -1)),
-                           loss_curve, attention_curve)
+        return PatchResult(apply_patch(images, patch, cells, self.placement.token_size), patch, success, first_success,
+                           torch.stack(loss_curve).tolist(), torch.stack(attention_curve).tolist())
 
 
 def patch_attention(captured: list, tokens: torch.Tensor) -> torch.Tensor:
