@@ -24,6 +24,7 @@ benchmark: $(STAMP)
 	python -m benchmarks.pgd_throughput
 	python -m benchmarks.recipe_epochs
 	python -m benchmarks.resnet18_throughput
+	python -m benchmarks.patch_throughput
 
 clean-venv:
 	rm -rf $(VENV)

@@ -181,7 +181,7 @@ class ResNet(Strict):
 
 
 class Optimiser(Strict):
-    name: Literal["sgd", "adam"]
+    name: Literal["sgd", "adam", "adamw"]      # adam/adamw: `momentum` is β₁
     lr: float = Field(gt=0)
     momentum: float = Field(ge=0, lt=1)
     weight_decay: float = Field(ge=0)
@@ -315,6 +315,83 @@ class AnalyzeAttention(Strict):
     layer: str | None = None              # Grad-CAM layer of the block classifier; None: the last block
 
 
+# -------------------------------------------------------------------------- train_vit / attack_vit
+VIT_MODEL_TYPES = ("vit", "deit")
+
+
+class VitModel(Strict):
+    """One `train_vit@<name>` entry: a Hugging Face ViT / DeiT fine-tuned or trained on a prepared dataset
+    (methods.md P4). `init: pretrained` loads `pretrained` (a hub id or a local `save_pretrained` folder) and
+    resizes its head; `init: config` builds `config` (ViTConfig / DeiTConfig keys and `model_type`) from scratch."""
+
+    dataset: Literal["coco_ic", "gtsrb"]
+    init: Literal["pretrained", "config"]
+    pretrained: str | None = None
+    config: dict[str, Any] | None = None
+    image_size: int | None = Field(default=None, ge=8, le=1024)   # init config: the model's input side
+    epochs: int = Field(ge=0)                                       # 0: use a pretrained model as it is
+    batch_size: int = Field(ge=1)
+    augment: bool                                                   # train with `augment.<dataset>`
+    optimiser: Optimiser
+    adversary: Adversary                  # the per-epoch PGD curve on the validation subset
+    val_subset: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _init_keys(self) -> "VitModel":
+        if self.init == "pretrained":
+            if self.pretrained is None or self.config is not None or self.image_size is not None:
+                raise ValueError("init 'pretrained' takes `pretrained` (hub id or folder) and no `config`/`image_size` "
+                                 "(the checkpoint's image processor sets the size)")
+        else:
+            if self.config is None or self.image_size is None or self.pretrained is not None:
+                raise ValueError("init 'config' takes `config` and `image_size`, and no `pretrained`")
+            if self.config.get("model_type") not in VIT_MODEL_TYPES:
+                raise ValueError(f"config.model_type must be one of {list(VIT_MODEL_TYPES)} "
+                                 f"(got {self.config.get('model_type')!r})")
+            if self.epochs == 0:
+                raise ValueError("init 'config' trains from scratch: epochs must be at least 1")
+        return self
+
+
+class PatchTarget(Strict):
+    """One `attack_vit@<name>` target: a `train_vit` model, or a `train_classifier` CNN as the baseline of seed
+    003's Table 3 (attacked with the objectives that have no attention term)."""
+
+    source: Literal["train_vit", "train_classifier"]
+    dataset: Literal["coco_ic", "gtsrb"]
+    patch_px: int | None = Field(default=None, ge=1)   # train_classifier only: the patch side in its pixels
+
+
+class AttackVit(Strict):
+    """The Attention-Fool patch attacks (seed 003, methods.md P4): every objective × optimiser × placement."""
+
+    num_images: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    steps: int = Field(ge=1)
+    step_size_255: float = Field(gt=0, le=255)     # α_0, cosine-decayed
+    momentum: float = Field(gt=0, lt=1)            # β of the momentum optimiser
+    optimisers: list[Literal["plain", "momentum"]] = Field(min_length=1)
+    objectives: list[str] = Field(min_length=1)    # ce | ce+kq | ce+kq_cls | kq_cls | ce+patch_fool | …
+    attention_weight: float = Field(ge=0)          # λ
+    normalise: bool                                # the L1,2 normalisation of the projections
+    aggregation: Literal["smooth_max", "max", "mean"]
+    patch_tokens: int = Field(ge=1)                # ViT patch side in tokens
+    placements: list[Literal["fixed", "random"]] = Field(min_length=1)
+    cell: list[int] = Field(min_length=2, max_length=2)   # fixed placement: the (row, col) token cell
+    amp: bool
+    grid_images: int = Field(ge=1, le=64)
+    targets: dict[str, PatchTarget]
+
+    @field_validator("objectives")
+    @classmethod
+    def _known_objectives(cls, objectives: list[str]) -> list[str]:
+        from pipeline.attacks.patch import parse_objective
+
+        for objective in objectives:
+            parse_objective(objective)
+        return objectives
+
+
 # -------------------------------------------------------------------------- report
 class Report(Strict):
     """What the report compares: classifiers by clean, `classifier_attack` and worst-case accuracy, and the
@@ -332,6 +409,8 @@ class Params(Strict):
     classifiers: dict[str, Classifier]
     attack_classifier: AttackClassifier
     analyze_attention: AnalyzeAttention
+    train_vit: dict[str, VitModel]
+    attack_vit: AttackVit
     report: Report
 
     @model_validator(mode="after")
@@ -344,13 +423,30 @@ class Params(Strict):
             raise ValueError(f"report.defense_table names classifiers that `classifiers:` lacks: {unknown}")
         return self
 
-    @field_validator("classifiers")
+    @model_validator(mode="after")
+    def _patch_targets_exist(self) -> "Params":
+        for name, target in self.attack_vit.targets.items():
+            where = f"attack_vit.targets.{name}"
+            models = self.train_vit if target.source == "train_vit" else self.classifiers
+            if name not in models:
+                raise ValueError(f"{where}: no {target.source} entry {name!r} (have {sorted(models)})")
+            if models[name].dataset != target.dataset:
+                raise ValueError(f"{where}: dataset {target.dataset!r}, but {target.source}.{name} uses "
+                                 f"{models[name].dataset!r}")
+            if (target.patch_px is None) != (target.source == "train_vit"):
+                raise ValueError(f"{where}: `patch_px` is for train_classifier targets, and they need it "
+                                 "(ViT patches are `attack_vit.patch_tokens` tokens)")
+            if target.source == "train_classifier" and self.classifiers[name].mask != "none":
+                raise ValueError(f"{where}: the CNN baseline must be a classifier with mask 'none'")
+        return self
+
+    @field_validator("classifiers", "train_vit")
     @classmethod
-    def _folder_names(cls, classifiers: dict[str, Classifier]) -> dict[str, Classifier]:
-        bad = [name for name in classifiers if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name)]
+    def _folder_names(cls, models: dict[str, Any]) -> dict[str, Any]:
+        bad = [name for name in models if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name)]
         if bad:
-            raise ValueError(f"classifier names become folder and stage names: use letters, digits, _ . - ({bad})")
-        return classifiers
+            raise ValueError(f"model names become folder and stage names: use letters, digits, _ . - ({bad})")
+        return models
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -378,6 +474,8 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{path}: unknown key (expected one of {allowed}){hint}"
     if error["type"] == "missing":
         return f"{path}: required key is missing"
+    if not error["loc"]:            # a check across sections: its message names the keys; the input is everything
+        return f"{path}: {error['msg']}"
     return f"{path}: {error['msg']} (got {error.get('input')!r})"
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from pipeline.attacks.base import Attack, frozen_eval, take
-from pipeline.config import Classifier
 from pipeline.attention.gradcam import grad_cam
+from pipeline.config import Classifier
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
 from pipeline.evaluation.attention_analysis import per_sample, summarise
 from pipeline.evaluation.figures import attention_grid, cam_evolution
@@ -23,11 +23,11 @@ from pipeline.evaluation.suite import Evaluation, make_attack
 from pipeline.io.atomic import write_bytes, write_json, write_png
 from pipeline.models.checkpoint import load_classifier
 from pipeline.report.tables import csv_bytes
-from stages.common import DATA, classifier_args, evaluated_model, log, pick_device
+from stages.common import DATA, entry_args, evaluated_model, log, pick_device
 
 
 def main() -> None:
-    name, entry, params = classifier_args(__doc__.splitlines()[0])
+    name, entry, params = entry_args(__doc__.splitlines()[0])
     cfg, device = params.analyze_attention, pick_device()
     model, _ = load_classifier(DATA / "train_classifier" / name, device)
     model, mask_mode = evaluated_model(entry, model)

@@ -21,7 +21,7 @@ from pipeline.io.atomic import write_bytes, write_json, write_png
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.forward import model_logits
 from pipeline.report.tables import csv_bytes
-from stages.common import DATA, classifier_args, evaluated_model, log, pick_device
+from stages.common import DATA, entry_args, evaluated_model, log, pick_device
 
 
 def suite_budgets(cfg: AttackClassifier) -> list[tuple[str, SuiteEntry, float]]:
@@ -62,7 +62,7 @@ def example_grid(evaluation: Evaluation, cfg: AttackClassifier, class_names: lis
 
 
 def main() -> None:
-    name, entry, params = classifier_args(__doc__.splitlines()[0])
+    name, entry, params = entry_args(__doc__.splitlines()[0])
     cfg, device = params.attack_classifier, pick_device()
     model, config = load_classifier(DATA / "train_classifier" / name, device)
     model, mask_mode = evaluated_model(entry, model)

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -34,22 +35,26 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         sys.exit(str(exc))
 
 
-def stage_args(description: str, choices: tuple[str, ...] | None = None) -> tuple[argparse.Namespace, Params]:
-    """Parse `python -m stages.<name> <item>` and load params; `item` must be one of `choices` if given."""
+def stage_args(description: str, choices: tuple[str, ...] | None = None,
+               item: bool = True) -> tuple[argparse.Namespace, Params]:
+    """Parse `python -m stages.<name> [<item>] [--params FILE]` and load params; `item` must be one of
+    `choices` if given."""
     setup_logging()
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("item", choices=choices)
+    if item:
+        parser.add_argument("item", choices=choices)
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     args = parser.parse_args()
     return args, load_params(args.params)
 
 
-def classifier_args(description: str) -> tuple[str, Classifier, Params]:
-    """`python -m stages.<name> <classifier>`: the name, its `classifiers:` entry and all params."""
+def entry_args(description: str, section: str = "classifiers") -> tuple[str, Any, Params]:
+    """`python -m stages.<name> <entry>`: the entry's name, its `<section>.<entry>` params and all params."""
     args, params = stage_args(description)
-    if args.item not in params.classifiers:
-        sys.exit(f"{args.params}: no classifier {args.item!r} under `classifiers:` (have {sorted(params.classifiers)})")
-    return args.item, params.classifiers[args.item], params
+    entries = getattr(params, section)
+    if args.item not in entries:
+        sys.exit(f"{args.params}: no entry {args.item!r} under `{section}:` (have {sorted(entries)})")
+    return args.item, entries[args.item], params
 
 
 def pick_device() -> torch.device:

@@ -2,8 +2,8 @@
 
 Writes `data/report/`: metrics.json (per classifier: clean, `report.classifier_attack` and worst-case
 accuracy with the audit verdict; per masked classifier: the difference to its unmasked twin; per
-`report.defense_table` classifier: clean, FGSM, PGD-k, CW-k and worst-case accuracy, seed 002 Table 6),
-report.md and report.html (audit failures in red) and plots/classifier_accuracy.csv.
+`report.defense_table` classifier: clean, FGSM, PGD-k, CW-k and worst-case accuracy, seed 002 Table 6;
+per `attack_vit` target: clean and patched accuracy per optimiser and objective, seed 003 Table 3), report.md and report.html (audit failures in red) and plots/classifier_accuracy.csv.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 from pipeline.evaluation.suite import eps_label
 from pipeline.io.atomic import write_bytes, write_json
 from pipeline.report.classifiers import WORST, accuracy_table, defense_table, mask_effect_table
+from pipeline.report.patches import patch_tables
 from pipeline.report.tables import csv_bytes, render_html, render_markdown
-from stages.common import DATA, load_params, log, setup_logging
+from stages.common import DATA, log, stage_args
 
 TITLE = "attnrobust report"
 
@@ -30,8 +31,7 @@ def read_metrics(path: Path) -> dict:
 
 
 def main() -> None:
-    setup_logging()
-    params = load_params()
+    _, params = stage_args(__doc__.splitlines()[0], item=False)
     attack = params.report.classifier_attack
     eps_key = eps_label("linf", params.attack_classifier.eps_255[0] / 255)
     metrics = {name: read_metrics(DATA / "attack_classifier" / name / "metrics.json") for name in params.classifiers}
@@ -42,14 +42,17 @@ def main() -> None:
                                               params.attack_classifier.suite, eps_key)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
+    patched = {name: read_metrics(DATA / "attack_vit" / name / "metrics.json") for name in params.attack_vit.targets}
+    patch, per_target = patch_tables(params.attack_vit, patched)
 
     out = DATA / "report"
     rows = [[name, *(values[k] for k in ("clean", attack, WORST))] for name, values in per_classifier.items()]
     write_bytes(out / "plots" / "classifier_accuracy.csv", csv_bytes(["classifier", "clean", attack, WORST], rows))
-    tables = [accuracy, effect, *([defenses] if per_defense else [])]
+    tables = [accuracy, effect, *([defenses] if per_defense else []), *(patch if per_target else [])]
     write_bytes(out / "report.md", render_markdown(TITLE, tables).encode())
     write_bytes(out / "report.html", render_html(TITLE, tables).encode())
-    write_json(out / "metrics.json", {"classifiers": per_classifier, "mask_effect": mask_effect, "defenses": per_defense})
+    write_json(out / "metrics.json", {"classifiers": per_classifier, "mask_effect": mask_effect, "defenses": per_defense,
+                                      "patches": per_target})
     for name, values in per_classifier.items():
         if not values["audit_passed"]:
             log.warning("%s: gradient-masking audit FAILED (see data/attack_classifier/%s/metrics.json)", name, name)

@@ -9,14 +9,15 @@ weight on i*, mean over queries, aggregated the same way. Each loss returns one 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
-from pipeline.models.hf_attention import QueryKey, key_query_scores, scores_on_key
+from pipeline.models.hf_attention import QueryKey, key_query_scores, query_score_on_key
 
 Aggregation = Literal["smooth_max", "max", "mean"]
 Objective = Literal["kq", "kq_cls", "patch_fool"]
+ATTENTION_LOSSES: tuple[Objective, ...] = get_args(Objective)
 
 
 def aggregate(values: torch.Tensor, how: Aggregation) -> torch.Tensor:
@@ -38,6 +39,5 @@ def attention_loss(layers: list[QueryKey], tokens: torch.Tensor, objective: Obje
         per_head = [key_query_scores(layer, normalise=False).softmax(-1)[rows, :, :, tokens].mean(-1)
                     for layer in layers]                                            # attention weights, B×H
     else:
-        columns = [scores_on_key(layer, tokens, normalise) for layer in layers]       # B×H×n per layer
-        per_head = [c[..., 0] if objective == "kq_cls" else c.mean(-1) for c in columns]
+        per_head = [query_score_on_key(layer, tokens, normalise, cls_only=objective == "kq_cls") for layer in layers]
     return aggregate(torch.stack(per_head), aggregation)

@@ -5,23 +5,33 @@ p ← clip(p + α_t · sign(d_t), 0, 1), α_t = α_0 · ½(1 + cos(π t / N)), �
 d_t = ∇ (plain) or m_t = β m_{t−1} + (1 − β) ∇/‖∇‖₂ per image (momentum, β = 0.9).
 Objective, maximised: CE(f(x_p), y) (`ce`) plus λ · an attention loss of attacks/attention_fool.py on
 the key token under the patch, or the attention loss alone; both summed over images. A sample's patch
-is frozen at its first success (misclassification; `early_stop`, default on); the number of updates it
-took is recorded.
+is frozen at its first success (misclassification; `early_stop`, default on) and leaves the batch: later
+iterations forward and backward only the images still unbroken. The number of updates it took is recorded.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.attacks.attention_fool import Aggregation, Objective, attention_loss
+from pipeline.attacks.attention_fool import ATTENTION_LOSSES, Aggregation, Objective, attention_loss
 from pipeline.attacks.base import frozen_eval
 from pipeline.models.forward import model_logits
-from pipeline.models.hf_attention import captured_query_keys
+from pipeline.models.hf_attention import attention_layers, captured_query_keys
+
+
+def parse_objective(objective: str) -> tuple[bool, Objective | None]:
+    """"ce", "ce+kq", "kq_cls", … → (whether L_ce is a term, the attention loss or None)."""
+    terms = objective.split("+")
+    unknown = [t for t in terms if t not in ("ce", *ATTENTION_LOSSES)]
+    if unknown or len(terms) > 2 or (len(terms) == 2 and terms[0] != "ce"):
+        raise ValueError(f"objective {objective!r}: use ce, {', '.join(ATTENTION_LOSSES)} or ce+<one of those>")
+    return "ce" in terms, next((t for t in terms if t != "ce"), None)     # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -56,8 +66,9 @@ class PatchResult:
     patch: torch.Tensor              # B×C×s×s
     success: torch.Tensor            # B bool: misclassified with the patch
     first_success: torch.Tensor      # B long: patch updates before the first success (0: the initial patch), −1 if none
-    loss_curve: list[float]          # mean objective per iteration
-    attention_curve: list[float]     # mean attention weight on the patch token per iteration (post-softmax)
+    loss_curve: list[float]          # mean objective per iteration (a frozen image keeps its value at success)
+    attention_curve: list[float]     # mean attention weight on the patch token per iteration (post-softmax);
+                                     # [] for a model without attention layers
 
 
 class PatchAttack:
@@ -67,13 +78,8 @@ class PatchAttack:
                  step_size: float = 8 / 255, momentum: float | None = None, attention_weight: float = 1.0,
                  normalise: bool = True, aggregation: Aggregation = "smooth_max", patch_size: int | None = None,
                  amp: bool = False, early_stop: bool = True, seed: int = 0):
-        terms = objective.split("+")
-        unknown = [t for t in terms if t not in ("ce", "kq", "kq_cls", "patch_fool")]
-        if unknown or len(terms) > 2 or (len(terms) == 2 and terms[0] != "ce"):
-            raise ValueError(f"objective {objective!r}: use ce, kq, kq_cls, patch_fool or ce+<one of those>")
         self.model, self.placement, self.steps = model, placement, steps
-        self.use_ce = "ce" in terms
-        self.attention: Objective | None = next((t for t in terms if t != "ce"), None)     # type: ignore[assignment]
+        self.use_ce, self.attention = parse_objective(objective)
         self.step_size, self.momentum, self.attention_weight = step_size, momentum, attention_weight
         self.normalise, self.aggregation, self.amp, self.seed = normalise, aggregation, amp, seed
         self.early_stop = early_stop
@@ -97,40 +103,53 @@ class PatchAttack:
         with frozen_eval(self.model):
             return self._run(images, labels, cells)
 
+    def _capture(self):
+        """q/k capture when the model has attention layers (the attention curve), or the objective needs them."""
+        if self.attention is None and not attention_layers(self.model, required=False):
+            return nullcontext(None)
+        return captured_query_keys(self.model)
+
     def _run(self, images: torch.Tensor, labels: torch.Tensor, cells: torch.Tensor) -> PatchResult:
         generator = torch.Generator(device=images.device).manual_seed(self.seed)
         shape = (len(images), images.shape[1], self.patch_size, self.patch_size)
         patch = torch.rand(shape, generator=generator, device=images.device)
         tokens = self.placement.key_tokens(cells)
         velocity = torch.zeros_like(patch)
-        active = torch.ones(len(images), dtype=torch.bool, device=images.device)       # patches still updated
+        active = torch.arange(len(images), device=images.device)          # images whose patch is still updated
         first_success = torch.full((len(images),), -1, dtype=torch.long, device=images.device)
+        wrong = torch.zeros(len(images), dtype=torch.bool, device=images.device)   # at each image's last forward
+        value_now = torch.zeros(len(images), device=images.device)          # frozen images keep their last value
+        attention_now = torch.zeros(len(images), device=images.device)
         loss_curve, attention_curve = [], []        # per-iteration means, kept on the device until the end
-        with captured_query_keys(self.model) as captured:
+        with self._capture() as captured:
             for t in range(self.steps + 1):
-                patch.requires_grad_(True)
-                patched = apply_patch(images, patch, cells, self.placement.token_size)
-                value, logits = self.objective(patched, labels, tokens, captured)
-                attention_curve.append(patch_attention(captured, tokens).mean())
-                loss_curve.append(value.detach().mean())
-                broken = (logits.argmax(1) != labels) & (first_success < 0)
-                first_success[broken] = t          # t updates so far (0: the random initial patch)
-                if self.early_stop:
-                    active &= ~broken
-                if t == self.steps or not active.any():
+                part = patch[active].requires_grad_(True)
+                value, logits = self.objective(apply_patch(images[active], part, cells[active], self.placement.token_size),
+                                               labels[active], tokens[active], captured)
+                value_now[active] = value.detach()
+                loss_curve.append(value_now.mean())
+                if captured is not None:
+                    attention_now[active] = patch_attention(captured, tokens[active])
+                    attention_curve.append(attention_now.mean())
+                broken = logits.argmax(1) != labels[active]
+                wrong[active] = broken
+                first_success[active[broken & (first_success[active] < 0)]] = t    # t updates (0: the random patch)
+                if t == self.steps:
                     break
-                gradient, = torch.autograd.grad(value.sum(), patch)
-                patch = patch.detach()
+                gradient, = torch.autograd.grad(value.sum(), part)
+                part = part.detach()
+                if self.early_stop:
+                    active, part, gradient = active[~broken], part[~broken], gradient[~broken]
+                    if not len(active):
+                        break
                 if self.momentum is not None:
                     norms = gradient.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-                    velocity = self.momentum * velocity + (1 - self.momentum) * gradient / norms
-                    gradient = velocity
-                step = self.step_size_at(t) * gradient.sign() * active.view(-1, 1, 1, 1)
-                patch = (patch + step).clamp(0, 1)
-        patch = patch.detach()
-        success = (logits.argmax(1) != labels).detach()      # with the final patches
-        return PatchResult(apply_patch(images, patch, cells, self.placement.token_size), patch, success, first_success,
-                           torch.stack(loss_curve).tolist(), torch.stack(attention_curve).tolist())
+                    velocity[active] = self.momentum * velocity[active] + (1 - self.momentum) * gradient / norms
+                    gradient = velocity[active]
+                patch[active] = (part + self.step_size_at(t) * gradient.sign()).clamp(0, 1)
+        return PatchResult(apply_patch(images, patch, cells, self.placement.token_size), patch, wrong, first_success,
+                           torch.stack(loss_curve).tolist(),
+                           torch.stack(attention_curve).tolist() if attention_curve else [])
 
 
 def patch_attention(captured: list, tokens: torch.Tensor) -> torch.Tensor:

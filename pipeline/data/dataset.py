@@ -94,3 +94,16 @@ def seeded_subset(count: int, size: int, seed: int) -> np.ndarray:
 def model_mask(mode: str, mask: torch.Tensor, random_mask: torch.Tensor) -> torch.Tensor | None:
     """The mask a classifier of mask mode none | foreground | random gets (methods.md P1)."""
     return {"none": None, "foreground": mask, "random": random_mask}[mode]
+
+
+def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of N×H×W×3 uint8 images, in [0, 1] units."""
+    total = np.zeros(3)
+    squares = np.zeros(3)
+    for start in range(0, len(images), chunk):
+        part = images[start:start + chunk].reshape(-1, 3).astype(np.float64) / 255
+        total += part.sum(0)
+        squares += (part ** 2).sum(0)
+    count = len(images) * images.shape[1] * images.shape[2]
+    mean = total / count
+    return mean.tolist(), np.sqrt(np.maximum(squares / count - mean ** 2, 1e-12)).tolist()

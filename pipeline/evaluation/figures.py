@@ -2,7 +2,9 @@
 
 - adversarial_grid: clean | adversarial | perturbation (δ magnified to the full range);
 - attention_grid: image | clean Grad-CAM | adversarial Grad-CAM (seed 002, Figure 1);
-- cam_evolution: one image and its Grad-CAM after successive training epochs (seed 002, Figure 6).
+- cam_evolution: one image and its Grad-CAM after successive training epochs (seed 002, Figure 6);
+- image_rows: rows of images (e.g. clean | patched under each objective);
+- heat_rows: rows of images with a heat map on each (e.g. a ViT's CLS attention per layer, seed 003 Figure 4).
 """
 
 from __future__ import annotations
@@ -62,6 +64,16 @@ def attention_grid(images: torch.Tensor, clean_cams: torch.Tensor, adversarial_c
 
 
 def cam_evolution(image: torch.Tensor, cams: list[torch.Tensor], epochs: list[int], scale: int = 4) -> np.ndarray:
-    size = image.shape[-1] * scale
-    row = (_panel(image, size), *(_heat_overlay(image, cam, size) for cam in cams))
-    return _grid([row], ["image | Grad-CAM after epoch " + ", ".join(map(str, epochs))], size)
+    return heat_rows([(image, cams)], ["image | Grad-CAM after epoch " + ", ".join(map(str, epochs))], scale)
+
+
+def image_rows(rows: list[list[torch.Tensor]], captions: list[str], scale: int = 4) -> np.ndarray:
+    size = rows[0][0].shape[-1] * scale
+    return _grid([tuple(_panel(image, size) for image in row) for row in rows], captions, size)
+
+
+def heat_rows(rows: list[tuple[torch.Tensor, list[torch.Tensor]]], captions: list[str], scale: int = 4) -> np.ndarray:
+    """One row per (image, heat maps): the image, then the image under each heat map (each scaled to its maximum)."""
+    size = rows[0][0].shape[-1] * scale
+    return _grid([(_panel(image, size), *(_heat_overlay(image, heat, size) for heat in heats)) for image, heats in rows],
+                 captions, size)

@@ -23,10 +23,11 @@ class QueryKey:
     key: torch.Tensor
 
 
-def attention_layers(model: nn.Module) -> list[nn.Module]:
-    """The self-attention modules of `model` in forward order (modules with q_proj, k_proj and head_dim)."""
+def attention_layers(model: nn.Module, required: bool = True) -> list[nn.Module]:
+    """The self-attention modules of `model` in forward order (modules with q_proj, k_proj and head_dim);
+    a model without any is an error unless `required` is off (a CNN then gives [])."""
     layers = [m for m in model.modules() if all(hasattr(m, a) for a in ("q_proj", "k_proj", "head_dim"))]
-    if not layers:
+    if not layers and required:
         raise ValueError(f"{type(model).__name__} has no attention module with q_proj/k_proj/head_dim "
                          "(a Hugging Face ViT, DeiT or DETR of transformers ≥ 5 has them)")
     return layers
@@ -66,23 +67,24 @@ def captured_query_keys(model: nn.Module) -> Iterator[list[QueryKey]]:
             handle.remove()
 
 
-def normalised(projection: torch.Tensor) -> torch.Tensor:
-    """P̄ = P / (mean over tokens of the row L2 norm of P), per image, head and layer (methods.md P4)."""
-    return projection / projection.norm(dim=-1).mean(-1, keepdim=True).unsqueeze(-1)
-
-
-def _projections(layer: QueryKey, normalise: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    return tuple(normalised(t.float()) if normalise else t.float() for t in (layer.query, layer.key))
+def _scale(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """1 / (mean_j ‖q_j‖ · mean_j ‖k_j‖), B×H: the L1,2 normalisation of both projections, as one factor."""
+    return 1 / (query.norm(dim=-1).mean(-1) * key.norm(dim=-1).mean(-1))
 
 
 def key_query_scores(layer: QueryKey, normalise: bool) -> torch.Tensor:
-    """B^{hl} = P̄_Q P̄_Kᵀ / √d_k for every query and key: B×H×n×n (rows = queries, columns = keys), in fp32."""
-    query, key = _projections(layer, normalise)
-    return query @ key.transpose(-1, -2) / query.shape[-1] ** 0.5
+    """B^{hl} = P̄_Q P̄_Kᵀ / √d_k for every query and key: B×H×n×n (rows = queries, columns = keys), in fp32;
+    P̄ = P / (mean over tokens of the row L2 norm of P) per image, head and layer (methods.md P4)."""
+    query, key = layer.query.float(), layer.key.float()
+    scores = query @ key.transpose(-1, -2) / query.shape[-1] ** 0.5
+    return scores * _scale(query, key)[..., None, None] if normalise else scores
 
 
-def scores_on_key(layer: QueryKey, tokens: torch.Tensor, normalise: bool) -> torch.Tensor:
-    """The column of B^{hl} for one key per image (`tokens`, B long): B×H×n in fp32, without the n×n matrix."""
-    query, key = _projections(layer, normalise)
-    chosen = key[torch.arange(len(tokens), device=key.device), :, tokens]            # B×H×d
-    return (query @ chosen.unsqueeze(-1)).squeeze(-1) / query.shape[-1] ** 0.5
+def query_score_on_key(layer: QueryKey, tokens: torch.Tensor, normalise: bool, cls_only: bool) -> torch.Tensor:
+    """B̄^{hl}_{·,i*}: the mean over queries (or the CLS query's, `cls_only`) of B^{hl}_{j,i*} for one key per image
+    (`tokens`, B long): B×H in fp32. mean_j q̄_j·k̄ = (mean_j q̄_j)·k̄, so no n-long column is formed."""
+    query, key = layer.query.float(), layer.key.float()
+    chosen = key[torch.arange(len(tokens), device=key.device), :, tokens]                    # B×H×d
+    queries = query[..., 0, :] if cls_only else query.mean(-2)                                # B×H×d
+    scores = (queries * chosen).sum(-1) / query.shape[-1] ** 0.5
+    return scores * _scale(query, key) if normalise else scores

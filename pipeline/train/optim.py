@@ -11,10 +11,11 @@ from pipeline.config import Optimiser
 
 
 def build_optimizer(model: nn.Module, cfg: Optimiser) -> torch.optim.Optimizer:
-    """SGD (Nesterov-free, with momentum) or Adam; weight decay on every parameter."""
+    """SGD (Nesterov-free, with momentum), Adam (L2 penalty) or AdamW (decoupled decay); decay on every parameter."""
     if cfg.name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
+    adam = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+    return adam(model.parameters(), lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
 
 
 def learning_rate(cfg: Optimiser, progress: float) -> float:

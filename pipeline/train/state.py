@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +30,12 @@ def fingerprint(*parts: object) -> str:
 
 
 def library_digest() -> str:
-    """A hash of the pipeline package's source: a state saved by other training code is never resumed."""
+    """A hash of every pipeline module this process has loaded (the code that trains, its recipe included once
+    built): a state saved by other training code is never resumed, and unrelated modules do not matter."""
     root = Path(__file__).resolve().parents[1]
+    loaded = {Path(m.__file__).resolve() for m in list(sys.modules.values()) if getattr(m, "__file__", None)}
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
+    for path in sorted(p for p in loaded if p.is_relative_to(root)):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 

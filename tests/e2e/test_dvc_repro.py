@@ -11,6 +11,7 @@ pytestmark = pytest.mark.e2e
 DATA_STAGES = {"download@coco", "download@gtsrb", "prepare@coco_ic", "prepare@gtsrb"}
 CLASSIFIER_STAGES = {f"{stage}@{name}" for stage in ("train_classifier", "attack_classifier", "analyze_attention")
                      for name in ("gtsrb_natural_foreground", "coco_ic_madry_none", "coco_ic_aad_none")}
+VIT_STAGES = {"train_vit@coco_ic_vit", "attack_vit@coco_ic_vit", "attack_vit@coco_ic_madry_none"}
 
 
 def ran(output: str) -> set[str]:
@@ -32,7 +33,7 @@ def repo(tmp_path_factory):
 
 def test_first_repro_runs_every_stage(repo):
     folder, output = repo
-    assert ran(output) == DATA_STAGES | CLASSIFIER_STAGES | {"validate_params", "report"}
+    assert ran(output) == DATA_STAGES | CLASSIFIER_STAGES | VIT_STAGES | {"validate_params", "report"}
     for path in ("data/prepare/coco_ic/val/masks.npy", "data/prepare/gtsrb/preview.png", "dvc.lock",
                  "data/train_classifier/coco_ic_madry_none/model.safetensors",
                  "data/attack_classifier/gtsrb_natural_foreground/metrics.json", "data/report/report.html"):
@@ -45,6 +46,10 @@ def test_first_repro_runs_every_stage(repo):
     assert report["defenses"]["coco_ic_madry_none"]["cw3"] == attacked["eps_4_255"]["cw3"]["accuracy"]
     markdown = (folder / "data/report/report.md").read_text()
     assert "coco_ic_madry_none" in markdown and "| classifier | recipe | clean | FGSM | PGD-3 | CW-3 | worst case |" in markdown
+    patched = json.loads((folder / "data/attack_vit/coco_ic_vit/metrics.json").read_text())
+    assert report["patches"]["coco_ic_vit"]["fixed"]["momentum"]["ce+kq_cls"] == \
+        patched["runs"]["fixed"]["momentum"]["ce+kq_cls"]["robust"]["accuracy"]
+    assert "| model | patch | clean | PGD-4 L_ce | PGD-4 L_ce+L_kq | PGD-4 L_ce+L_kq* |" in markdown
 
 
 def test_second_repro_runs_nothing(repo):
@@ -54,13 +59,20 @@ def test_second_repro_runs_nothing(repo):
     assert run(["dvc", "status"], folder).stdout.strip().startswith("Data and pipelines are up to date")
 
 
+def test_exp_run_of_a_patch_target_key_reruns_only_that_target(repo):
+    folder, _ = repo
+    output = run(["dvc", "exp", "run", "-S", "attack_vit.targets.coco_ic_madry_none.patch_px=4"], folder).stdout
+    assert ran(output) - {"validate_params"} == {"attack_vit@coco_ic_madry_none", "report"}
+    run(["git", "checkout", "--", "."], folder)
+
+
 def test_exp_run_of_a_prepare_key_reruns_only_that_dataset(repo):
     folder, _ = repo
     output = run(["dvc", "exp", "run", "-S", "prepare.coco_ic.mask_scope=category"], folder).stdout
     # report re-runs only if the attack outputs changed: coco_ic_madry_none has no mask, so they may not
     assert ran(output) - {"validate_params", "report"} == {"prepare@coco_ic"} | {
         f"{stage}@{name}" for stage in ("train_classifier", "attack_classifier", "analyze_attention")
-        for name in ("coco_ic_madry_none", "coco_ic_aad_none")}
+        for name in ("coco_ic_madry_none", "coco_ic_aad_none")} | VIT_STAGES
     run(["git", "checkout", "--", "."], folder)
 
 

@@ -104,9 +104,10 @@ def test_report_shows_a_failed_audit_in_red(trained):
     name = "coco_ic_madry_none"
     p = params(trained)
     p["attack_classifier"]["audit"].update(large_eps_255=0.01, max_large_eps_accuracy=0.0)   # fails, as above
+    p["attack_vit"]["targets"] = {}                        # the patch attacks have their own stage tests
     (trained / "loose.yaml").write_text(yaml.safe_dump(p))
     run([sys.executable, "-m", "stages.attack_classifier", name, "--params", "loose.yaml"], trained)
-    result = run([sys.executable, "-m", "stages.report"], trained)
+    result = run([sys.executable, "-m", "stages.report", "--params", "loose.yaml"], trained)
     assert f"{name}: gradient-masking audit FAILED" in result.stderr
     report = json.loads((trained / "data/report/metrics.json").read_text())
     assert report["classifiers"][name]["audit_passed"] is False
@@ -125,7 +126,7 @@ def test_attention_recipe_logs_its_loss_terms_per_epoch(workdir):
     p = params(workdir)
     entry = p["classifiers"]["gtsrb_natural_foreground"]
     entry.update(recipe="aad", options={"base": "alp"}, epochs=2)
-    p["classifiers"], p["report"]["defense_table"] = {"gtsrb_aad": entry}, []
+    p["classifiers"], p["report"]["defense_table"], p["attack_vit"]["targets"] = {"gtsrb_aad": entry}, [], {}
     (workdir / "aad.yaml").write_text(yaml.safe_dump(p))
     run([sys.executable, "-m", "stages.train_classifier", "gtsrb_aad", "--params", "aad.yaml"], workdir)
     curves = {path.stem: path.read_text().splitlines() for path in (workdir / "data/train_classifier/gtsrb_aad/plots/metrics").glob("*.tsv")}

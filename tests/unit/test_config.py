@@ -11,7 +11,7 @@ def test_every_profile_validates(profile):
     validate_params(load_profile(profile), profile)
 
 
-NAMED_MAPS = {".classifiers", ".attack_classifier.suite"}   # entries are the user's experiments, not schema keys
+NAMED_MAPS = {".classifiers", ".attack_classifier.suite", ".train_vit", ".attack_vit.targets"}   # entries are the user's experiments, not schema keys
 
 
 def test_profiles_share_one_key_set():
@@ -122,3 +122,29 @@ def test_suite_entry_options_must_fit_the_attack():
 def test_defense_table_names_only_known_classifiers():
     message = _error(lambda raw: raw["report"].update(defense_table=["gtsrb_madry_none", "gtsrb_madry_typo"]))
     assert "report.defense_table" in message and "gtsrb_madry_typo" in message
+
+
+def test_vit_init_keys_must_match_the_init_mode():
+    message = _error(lambda raw: raw["train_vit"]["gtsrb_vit"].update(init="pretrained"))
+    assert "train_vit.gtsrb_vit" in message and "init 'pretrained'" in message
+    message = _error(lambda raw: raw["train_vit"]["gtsrb_vit"]["config"].update(model_type="bert"))
+    assert "train_vit.gtsrb_vit" in message and "model_type" in message and "'bert'" in message
+
+
+def test_patch_objectives_are_checked():
+    message = _error(lambda raw: raw["attack_vit"].update(objectives=["ce", "kq+ce"]))
+    assert "attack_vit.objectives" in message and "'kq+ce'" in message
+
+
+def test_patch_targets_must_name_a_model_of_their_source_and_dataset():
+    targets = lambda raw: raw["attack_vit"]["targets"]          # noqa: E731
+    message = _error(lambda raw: targets(raw).update(gtsrb_vit={"source": "train_classifier", "dataset": "gtsrb",
+                                                                "patch_px": 4}))
+    assert "attack_vit.targets.gtsrb_vit" in message and "no train_classifier entry 'gtsrb_vit'" in message
+    message = _error(lambda raw: targets(raw).update(gtsrb_vit={"source": "train_vit", "dataset": "coco_ic"}))
+    assert "attack_vit.targets.gtsrb_vit" in message and "uses 'gtsrb'" in message
+    message = _error(lambda raw: targets(raw)["gtsrb_natural_none"].pop("patch_px"))
+    assert "attack_vit.targets.gtsrb_natural_none" in message and "patch_px" in message
+    message = _error(lambda raw: targets(raw).update(gtsrb_natural_foreground={
+        "source": "train_classifier", "dataset": "gtsrb", "patch_px": 4}))
+    assert "mask 'none'" in message

@@ -1,0 +1,101 @@
+"""Running the Attention-Fool patch attack over an evaluation set (seed 003, methods.md P4): per-image
+success, iterations and attention on the patch token, and the image-weighted curves of every batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.attacks.patch import PatchAttack, PatchPlacement
+from pipeline.data.dataset import SampleTensors
+from pipeline.evaluation.suite import accuracy_summary
+from pipeline.evaluation.vit_attention import token_attention
+from pipeline.models.vit import ViTClassifier
+
+Run = tuple[str, str, str]          # (placement, optimiser, objective)
+
+
+@dataclass
+class Target:
+    model: torch.nn.Module
+    placement: PatchPlacement
+    patch_cells: int              # patch side in cells of the placement grid
+    class_names: list[str]
+
+    @property
+    def is_vit(self) -> bool:
+        return isinstance(self.model, ViTClassifier)
+
+    @property
+    def patch_px(self) -> int:
+        return self.patch_cells * self.placement.token_size
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """Images at the resolution the patch is placed in: the ViT's own input size."""
+        return self.model.resize(images) if self.is_vit else images
+
+
+@dataclass
+class RunResult:
+    success: torch.Tensor                  # N bool
+    first_success: torch.Tensor            # N long, −1: never
+    attention_after: torch.Tensor | None   # N, on the patch token with the final patch (ViT)
+    loss_curve: list[float]
+    attention_curve: list[float]
+    examples: torch.Tensor                 # the first `grid_images` patched images
+    patches: torch.Tensor                  # N×3×s×s final patches
+
+
+def clean_attention(target: Target, clean_inputs: torch.Tensor, cells: torch.Tensor, batch_size: int) -> torch.Tensor | None:
+    """Attention on the token under each patch cell, without the patch (ViT; None for a CNN)."""
+    if not target.is_vit:
+        return None
+    tokens = target.placement.key_tokens(cells.to(clean_inputs.device))
+    return torch.cat([token_attention(target.model, x, t).cpu()
+                      for x, t in zip(clean_inputs.split(batch_size), tokens.split(batch_size))])
+
+
+def padded_mean(curves: list[tuple[list[float], int]]) -> list[float]:
+    """The image-weighted mean of per-batch curves; a batch that stopped early keeps its last value."""
+    length = max((len(c) for c, _ in curves), default=0)
+    if not length:
+        return []
+    total = sum(n * np.pad(np.asarray(c), (0, length - len(c)), mode="edge") for c, n in curves)
+    return (total / sum(n for _, n in curves)).tolist()
+
+
+def run_attack(attack: PatchAttack, target: Target, samples: SampleTensors, cells: torch.Tensor, batch_size: int,
+               keep: int, device: torch.device, label: str) -> RunResult:
+    """`attack` on every sample in batches (patch cells `cells`, N×2); the first `keep` patched images are kept."""
+    success, first, after, losses, attentions, examples, patches = [], [], [], [], [], [], []
+    for index, (images, _, labels) in enumerate(tqdm(samples.batches(batch_size, device, "none"), desc=label,
+                                                     total=-(-len(samples) // batch_size), leave=False)):
+        part = cells[index * batch_size:][:len(labels)].to(device)
+        result = attack(target.inputs(images), labels, part)
+        success.append(result.success.cpu())
+        first.append(result.first_success.cpu())
+        if target.is_vit:
+            after.append(token_attention(target.model, result.patched, target.placement.key_tokens(part)).cpu())
+        losses.append((result.loss_curve, len(labels)))
+        attentions.append((result.attention_curve, len(labels)))
+        examples.append(result.patched[:keep].cpu())
+        patches.append(result.patch.cpu())
+    return RunResult(torch.cat(success), torch.cat(first), torch.cat(after) if after else None, padded_mean(losses),
+                     padded_mean(attentions) if target.is_vit else [], torch.cat(examples)[:keep],
+                     torch.cat(patches))
+
+
+def run_metrics(result: RunResult, clean_correct: torch.Tensor, attention_before: torch.Tensor | None) -> dict:
+    broken = clean_correct & result.success                  # correctly classified images the patch fooled
+    iterations = result.first_success[broken].double()
+    metrics = {"robust": accuracy_summary(~result.success),
+               "success_rate": broken.sum().item() / max(clean_correct.sum().item(), 1),
+               "iterations_to_success": {"mean": iterations.mean().item() if len(iterations) else None,
+                                         "median": iterations.median().item() if len(iterations) else None}}
+    if attention_before is not None:
+        metrics["attention_on_patch"] = {"before": attention_before.mean().item(),
+                                         "after": result.attention_after.mean().item()}
+    return metrics

@@ -1,0 +1,51 @@
+"""What the training stages share: the prepared splits, and `fit` with dvclive curves and metrics.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from dvclive import Live
+
+from pipeline.config import Augment
+from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
+from pipeline.train.loop import FitSettings, fit
+from stages.common import DATA
+
+
+@dataclass
+class TrainingData:
+    train: PreparedDataset           # augmented
+    val: SampleTensors               # the whole validation split: clean accuracy
+    val_subset: SampleTensors        # a seeded subset: the per-epoch PGD accuracy
+    meta: dict                       # the train split's meta.json
+    identity: list[str]              # the splits' meta.json and index.json, for resume fingerprints
+
+
+def training_data(dataset: str, augment: Augment | None, val_subset: int, seed: int) -> TrainingData:
+    """The prepared splits of `dataset`; `augment` None trains on the images as they are."""
+    data = DATA / "prepare" / dataset
+    val = SampleTensors(data / "val")
+    identity = [(data / split / f).read_text() for split in ("train", "val") for f in ("meta.json", "index.json")]
+    return TrainingData(PreparedDataset(data / "train", augment), val,
+                        SampleTensors(data / "val", seeded_subset(len(val), val_subset, seed)),
+                        json.loads((data / "train" / "meta.json").read_text()), identity)
+
+
+def fit_with_curves(out: Path, model: torch.nn.Module, step, data: TrainingData, settings: FitSettings, identity: str,
+                    device: torch.device, **warmup) -> list[dict]:
+    """`fit` resuming from out/resume, with every epoch's metrics logged by dvclive under out/plots/."""
+    live = Live(str(out), dvcyaml=False, save_dvc_exp=False)
+
+    def log_epoch(metrics: dict) -> None:
+        for key, value in metrics.items():
+            if key != "epoch":
+                live.log_metric(key, value)
+        live.next_step()
+
+    history = fit(model, step, data.train, data.val, data.val_subset, settings, out / "resume", identity, device,
+                  log_epoch, **warmup)
+    live.end()
+    return history
