@@ -8,8 +8,9 @@ on `num_images` seeded validation images; a patch stops at its first success.
 Writes `data/attack_vit/<name>/`: metrics.json (clean and robust accuracy with 95% Wilson intervals, the
 iterations to first success, the attention on the patch token before and after, per run), per_sample.csv
 (cells, success flags and iterations per run), patches.safetensors (every run's final patches, keyed
-`<placement>/<optimiser>/<objective>`), plots/curves/<run>.csv (mean objective and attention on the patch per iteration) and images/ (patched
-examples; a ViT's CLS attention map in every layer before and after the patch).
+`<placement>/<optimiser>/<objective>`), plots/curves/<run>.csv (mean objective and attention on the patch
+per iteration) and images/ (patched examples; the curves of every objective in one chart; a ViT's CLS
+attention map in every layer before and after the patch).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from pipeline.attacks.patch import PatchAttack, PatchPlacement, parse_objective
 from pipeline.config import AttackVit, PatchTarget
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
+from pipeline.evaluation.charts import line_chart, side_by_side
 from pipeline.evaluation.figures import heat_rows, image_rows
 from pipeline.evaluation.patch_runs import Run, RunResult, Target, clean_attention, run_attack, run_metrics
 from pipeline.evaluation.suite import accuracy_summary
@@ -123,7 +125,9 @@ def main() -> None:
 def write_figures(out, target: Target, cfg: AttackVit, clean: torch.Tensor, labels: torch.Tensor,
                   results: dict[Run, RunResult]) -> None:
     """images/patched.png: clean | patched under each objective (first placement, last optimiser), with the
-    predicted class ids; images/cls_attention.png (ViT): CLS attention per layer, clean and patched."""
+    predicted class ids; images/curves.png: the mean attention on the patch (ViT; a CNN: the objective) per
+    iteration, one line per objective, one panel per optimiser (first placement); images/cls_attention.png
+    (ViT): CLS attention per layer, clean and patched."""
     shown = [run for run in results if run[0] == cfg.placements[0] and run[1] == cfg.optimisers[-1]]
     columns = [clean.to(next(target.model.parameters()).device)] + \
               [results[run].examples.to(clean.device) for run in shown]
@@ -135,6 +139,12 @@ def write_figures(out, target: Target, cfg: AttackVit, clean: torch.Tensor, labe
     rows = [[c[i] for c in columns] for i in range(len(labels))]
     write_png(out / "images" / "patched.png", image_rows(rows, [f"{header}\n{c}" if i == 0 else c
                                                                   for i, c in enumerate(captions)]))
+    chart = "attention_on_patch" if target.is_vit else "objective"
+    panels = [line_chart({run[2]: getattr(results[run], "attention_curve" if target.is_vit else "loss_curve")
+                          for run in results if run[0] == cfg.placements[0] and run[1] == optimiser},
+                         f"{optimiser}, {cfg.placements[0]} cell: mean {chart}", "patch updates", "")
+              for optimiser in cfg.optimisers]
+    write_png(out / "images" / "curves.png", side_by_side(panels))
     if not target.is_vit:
         return
     attention_run = next((run for run in shown if parse_objective(run[2])[1] is not None), shown[-1])

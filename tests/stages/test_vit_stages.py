@@ -130,7 +130,7 @@ def test_patch_metrics_are_what_the_saved_patches_do(attacked, vit_params):
             assert np.all((iterations >= 0) == success.numpy()) and iterations.max() <= cfg["steps"]
             if placement == "fixed":
                 assert all((int(r["fixed/row"]), int(r["fixed/col"])) == tuple(cfg["cell"]) for r in rows)
-        assert (folder / "images/patched.png").stat().st_size > 0
+        assert (folder / "images/patched.png").stat().st_size > 0 and (folder / "images/curves.png").stat().st_size > 0
         assert (folder / "images/cls_attention.png").exists() == (target["source"] == "train_vit")
         curves = list((folder / "plots/curves").glob("*.csv"))
         assert len(curves) == len(patches)
