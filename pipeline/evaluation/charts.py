@@ -17,7 +17,8 @@ def _text(canvas: np.ndarray, text: str, origin: tuple[int, int], colour=(0, 0, 
 
 def line_chart(series: dict[str, list[float]], title: str, x_label: str, y_label: str) -> np.ndarray:
     """One panel: every series against its index (0, 1, …), y from 0 (or the minimum, if negative) to the
-    maximum, with the extreme values on the axes and a legend in series order."""
+    maximum, with the extreme values on the axes and a legend in series order at the bottom right (where
+    rising curves that level off leave room)."""
     canvas = np.full((HEIGHT, WIDTH, 3), 255, np.uint8)
     values = [v for curve in series.values() for v in curve]
     low, high = min(0.0, *values) if values else 0.0, max(values, default=1.0)
@@ -35,7 +36,7 @@ def line_chart(series: dict[str, list[float]], title: str, x_label: str, y_label
         if curve:
             cv2.polylines(canvas, [np.array([point(i, v) for i, v in enumerate(curve)], np.int32)], False, colour, 1,
                           cv2.LINE_AA)
-        _text(canvas, name, (LEFT + 8, TOP + 14 + 13 * index), colour)
+        _text(canvas, name, (LEFT + plot_w - 110, TOP + plot_h - 8 - 13 * (len(series) - 1 - index)), colour)
     _text(canvas, title, (LEFT, TOP - 9))
     _text(canvas, f"{high:.3g}", (2, TOP + 4))
     _text(canvas, f"{low:.3g}", (2, TOP + plot_h))
