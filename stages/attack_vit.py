@@ -23,7 +23,7 @@ import torch
 from pipeline.attacks.patch import PatchAttack, PatchPlacement, parse_objective
 from pipeline.config import AttackVit, PatchTarget
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
-from pipeline.evaluation.charts import line_chart, side_by_side
+from pipeline.evaluation.charts import line_chart
 from pipeline.evaluation.figures import heat_rows, image_rows
 from pipeline.evaluation.patch_runs import Run, RunResult, Target, clean_attention, run_attack, run_metrics
 from pipeline.evaluation.suite import accuracy_summary
@@ -33,7 +33,7 @@ from pipeline.models.checkpoint import load_classifier, save_tensors
 from pipeline.models.forward import model_logits
 from pipeline.models.vit import load_vit
 from pipeline.report.tables import csv_bytes
-from stages.common import DATA, log, pick_device, stage_args
+from stages.common import DATA, entry_args, log, pick_device
 
 
 def load_target(name: str, target: PatchTarget, cfg: AttackVit, device: torch.device) -> Target:
@@ -84,11 +84,8 @@ def curve_csv(result: RunResult) -> bytes:
 
 
 def main() -> None:
-    args, params = stage_args(__doc__.splitlines()[0])
+    name, spec, params = entry_args(__doc__.splitlines()[0], "attack_vit.targets")
     cfg, device = params.attack_vit, pick_device()
-    if args.item not in cfg.targets:
-        sys.exit(f"{args.params}: no target {args.item!r} under `attack_vit.targets:` (have {sorted(cfg.targets)})")
-    name, spec = args.item, cfg.targets[args.item]
     target = load_target(name, spec, cfg, device)
     val = DATA / "prepare" / spec.dataset / "val"
     samples = SampleTensors(val, seeded_subset(len(PreparedDataset(val)), cfg.num_images, params.seed))
@@ -108,14 +105,15 @@ def main() -> None:
         attack = PatchAttack(target.model, target.placement, cfg.steps, objective, cfg.step_size_255 / 255,
                              cfg.momentum if optimiser == "momentum" else None, cfg.attention_weight, cfg.normalise,
                              cfg.aggregation, target.patch_px, cfg.amp, seed=params.seed)
-        results[run] = run_attack(attack, target, samples, cells[placement], cfg.batch_size, cfg.grid_images, device,
-                                  "/".join(run))
+        results[run] = run_attack(attack, clean_inputs, samples.labels, cells[placement], cfg.batch_size,
+                                  cfg.grid_images, "/".join(run))
         metrics["runs"].setdefault(placement, {}).setdefault(optimiser, {})[objective] = \
             run_metrics(results[run], clean_correct, before[placement])
         write_bytes(out / "plots" / "curves" / f"{'_'.join(run)}.csv", curve_csv(results[run]))
         log.info("%s %s: robust accuracy %.3f", name, "/".join(run), metrics["runs"][placement][optimiser][objective]
                  ["robust"]["accuracy"])
-    write_figures(out, target, cfg, clean_inputs[:cfg.grid_images], samples.labels[:cfg.grid_images], results)
+    write_figures(out, target, cfg, clean_inputs[:cfg.grid_images], samples.labels[:cfg.grid_images],
+                  clean_pred[:cfg.grid_images], results)
     write_bytes(out / "per_sample.csv", per_sample_csv(samples, clean_correct, cells, results))
     save_tensors(out / "patches.safetensors", {"/".join(run): result.patches for run, result in results.items()})
     write_json(out / "metrics.json", metrics)
@@ -123,20 +121,19 @@ def main() -> None:
 
 
 def write_figures(out, target: Target, cfg: AttackVit, clean: torch.Tensor, labels: torch.Tensor,
-                  results: dict[Run, RunResult]) -> None:
+                  clean_pred: torch.Tensor, results: dict[Run, RunResult]) -> None:
     """images/patched.png: clean | patched under each objective (first placement, last optimiser), with the
     predicted class ids; images/curves.png: the mean attention on the patch (ViT; a CNN: the objective) per
     iteration, one line per objective, one panel per optimiser (first placement); images/cls_attention.png
     (ViT): CLS attention per layer, clean and patched."""
     shown = [run for run in results if run[0] == cfg.placements[0] and run[1] == cfg.optimisers[-1]]
-    columns = [clean.to(next(target.model.parameters()).device)] + \
-              [results[run].examples.to(clean.device) for run in shown]
+    patched = [results[run].examples.to(clean.device) for run in shown]
     with torch.no_grad():
-        predictions = [model_logits(target.model, c).argmax(1).tolist() for c in columns]
+        predictions = [clean_pred.tolist()] + [model_logits(target.model, p).argmax(1).tolist() for p in patched]
     captions = [f"true {target.class_names[y]} ({y})\npredicted: " + " | ".join(str(p[i]) for p in predictions)
                 for i, y in enumerate(labels.tolist())]
     header = "clean | " + " | ".join(run[2] for run in shown)
-    rows = [[c[i] for c in columns] for i in range(len(labels))]
+    rows = [[c[i] for c in (clean, *patched)] for i in range(len(labels))]
     write_png(out / "images" / "patched.png", image_rows(rows, [f"{header}\n{c}" if i == 0 else c
                                                                   for i, c in enumerate(captions)]))
     chart = "attention_on_patch" if target.is_vit else "objective"
@@ -144,17 +141,18 @@ def write_figures(out, target: Target, cfg: AttackVit, clean: torch.Tensor, labe
                           for run in results if run[0] == cfg.placements[0] and run[1] == optimiser},
                          f"{optimiser}, {cfg.placements[0]} cell: mean {chart}", "patch updates", "")
               for optimiser in cfg.optimisers]
-    write_png(out / "images" / "curves.png", side_by_side(panels))
+    write_png(out / "images" / "curves.png", np.concatenate(panels, axis=1))
     if not target.is_vit:
         return
     attention_run = next((run for run in shown if parse_objective(run[2])[1] is not None), shown[-1])
-    patched = results[attention_run].examples.to(columns[0].device)
+    count = min(3, len(labels))
+    images = {"clean": clean[:count], f"patched ({attention_run[2]})": results[attention_run].examples[:count]}
+    maps = {what: cls_attention_maps(target.model, x.to(clean.device)) for what, x in images.items()}   # L×B×g×g
     rows, texts = [], []
-    for i in range(min(3, len(labels))):
-        for image, what in ((columns[0][i], "clean"), (patched[i], f"patched ({attention_run[2]})")):
-            maps = cls_attention_maps(target.model, image[None])[:, 0]
-            rows.append((image, list(maps)))
-            texts.append(f"{what}: CLS attention in layers 1-{len(maps)}")
+    for i in range(count):
+        for what, x in images.items():
+            rows.append((x[i], list(maps[what][:, i])))
+            texts.append(f"{what}: CLS attention in layers 1-{len(maps[what])}")
     write_png(out / "images" / "cls_attention.png", heat_rows(rows, texts))
 
 

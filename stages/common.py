@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -49,9 +50,10 @@ def stage_args(description: str, choices: tuple[str, ...] | None = None,
 
 
 def entry_args(description: str, section: str = "classifiers") -> tuple[str, Any, Params]:
-    """`python -m stages.<name> <entry>`: the entry's name, its `<section>.<entry>` params and all params."""
+    """`python -m stages.<name> <entry>`: the entry's name, its `<section>.<entry>` params and all params;
+    `section` may be dotted (`attack_vit.targets`)."""
     args, params = stage_args(description)
-    entries = getattr(params, section)
+    entries = functools.reduce(getattr, section.split("."), params)
     if args.item not in entries:
         sys.exit(f"{args.params}: no entry {args.item!r} under `{section}:` (have {sorted(entries)})")
     return args.item, entries[args.item], params

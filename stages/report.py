@@ -3,7 +3,8 @@
 Writes `data/report/`: metrics.json (per classifier: clean, `report.classifier_attack` and worst-case
 accuracy with the audit verdict; per masked classifier: the difference to its unmasked twin; per
 `report.defense_table` classifier: clean, FGSM, PGD-k, CW-k and worst-case accuracy, seed 002 Table 6;
-per `attack_vit` target: clean and patched accuracy per optimiser and objective, seed 003 Table 3), report.md and report.html (audit failures in red) and plots/classifier_accuracy.csv.
+per `attack_vit` target: clean and patched accuracy per optimiser and objective, seed 003 Table 3),
+report.md and report.html (audit failures in red) and plots/classifier_accuracy.csv.
 """
 
 from __future__ import annotations

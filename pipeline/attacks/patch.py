@@ -69,6 +69,8 @@ class PatchResult:
     loss_curve: list[float]          # mean objective per iteration (a frozen image keeps its value at success)
     attention_curve: list[float]     # mean attention weight on the patch token per iteration (post-softmax);
                                      # [] for a model without attention layers
+    attention: torch.Tensor | None   # B: each image's attention on its patch token with its final patch; None
+                                     # for a model without attention layers
 
 
 class PatchAttack:
@@ -149,7 +151,8 @@ class PatchAttack:
                 patch[active] = (part + self.step_size_at(t) * gradient.sign()).clamp(0, 1)
         return PatchResult(apply_patch(images, patch, cells, self.placement.token_size), patch, wrong, first_success,
                            torch.stack(loss_curve).tolist(),
-                           torch.stack(attention_curve).tolist() if attention_curve else [])
+                           torch.stack(attention_curve).tolist() if attention_curve else [],
+                           attention_now if attention_curve else None)
 
 
 def patch_attention(captured: list, tokens: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,3 @@ def line_chart(series: dict[str, list[float]], title: str, x_label: str, y_label
     _text(canvas, str(length - 1), (LEFT + plot_w - 18, TOP + plot_h + 14))
     _text(canvas, x_label, (LEFT + plot_w // 2 - 20, TOP + plot_h + 30))
     return canvas
-
-
-def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(panels, axis=1)

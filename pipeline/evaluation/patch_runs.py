@@ -10,7 +10,6 @@ import torch
 from tqdm import tqdm
 
 from pipeline.attacks.patch import PatchAttack, PatchPlacement
-from pipeline.data.dataset import SampleTensors
 from pipeline.evaluation.suite import accuracy_summary
 from pipeline.evaluation.vit_attention import token_attention
 from pipeline.models.vit import ViTClassifier
@@ -67,25 +66,25 @@ def padded_mean(curves: list[tuple[list[float], int]]) -> list[float]:
     return (total / sum(n for _, n in curves)).tolist()
 
 
-def run_attack(attack: PatchAttack, target: Target, samples: SampleTensors, cells: torch.Tensor, batch_size: int,
-               keep: int, device: torch.device, label: str) -> RunResult:
-    """`attack` on every sample in batches (patch cells `cells`, N×2); the first `keep` patched images are kept."""
+def run_attack(attack: PatchAttack, inputs: torch.Tensor, labels: torch.Tensor, cells: torch.Tensor,
+               batch_size: int, keep: int, label: str) -> RunResult:
+    """`attack` on N images already at the target's resolution (`Target.inputs`), in batches, with patch cells
+    `cells` (N×2); the first `keep` patched images are kept."""
     success, first, after, losses, attentions, examples, patches = [], [], [], [], [], [], []
-    for index, (images, _, labels) in enumerate(tqdm(samples.batches(batch_size, device, "none"), desc=label,
-                                                     total=-(-len(samples) // batch_size), leave=False)):
-        part = cells[index * batch_size:][:len(labels)].to(device)
-        result = attack(target.inputs(images), labels, part)
+    batches = zip(inputs.split(batch_size), labels.to(inputs.device).split(batch_size),
+                  cells.to(inputs.device).split(batch_size))
+    for images, truth, part in tqdm(batches, desc=label, total=len(range(0, len(inputs), batch_size)), leave=False):
+        result = attack(images, truth, part)
         success.append(result.success.cpu())
         first.append(result.first_success.cpu())
-        if target.is_vit:
-            after.append(token_attention(target.model, result.patched, target.placement.key_tokens(part)).cpu())
-        losses.append((result.loss_curve, len(labels)))
-        attentions.append((result.attention_curve, len(labels)))
+        if result.attention is not None:
+            after.append(result.attention.cpu())
+        losses.append((result.loss_curve, len(truth)))
+        attentions.append((result.attention_curve, len(truth)))
         examples.append(result.patched[:keep].cpu())
         patches.append(result.patch.cpu())
     return RunResult(torch.cat(success), torch.cat(first), torch.cat(after) if after else None, padded_mean(losses),
-                     padded_mean(attentions) if target.is_vit else [], torch.cat(examples)[:keep],
-                     torch.cat(patches))
+                     padded_mean(attentions) if after else [], torch.cat(examples)[:keep], torch.cat(patches))
 
 
 def run_metrics(result: RunResult, clean_correct: torch.Tensor, attention_before: torch.Tensor | None) -> dict:
