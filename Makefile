@@ -25,6 +25,7 @@ benchmark: $(STAMP)
 	python -m benchmarks.recipe_epochs
 	python -m benchmarks.resnet18_throughput
 	python -m benchmarks.patch_throughput
+	python -m benchmarks.detr_throughput
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, ClassVar, Literal, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -319,6 +319,22 @@ class AnalyzeAttention(Strict):
 VIT_MODEL_TYPES = ("vit", "deit")
 
 
+def check_init(entry: Any, model_types: tuple[str, ...]) -> None:
+    """The keys `init` allows in a `train_vit` or `train_detr` entry: `pretrained` alone, or `config` (with one of
+    `model_types`) and `image_size`, trained for at least one epoch."""
+    if entry.init == "pretrained":
+        if entry.pretrained is None or entry.config is not None or entry.image_size is not None:
+            raise ValueError("init 'pretrained' takes `pretrained` (hub id or folder) and no `config`/`image_size` "
+                             "(the checkpoint's image processor sets the size)")
+        return
+    if entry.config is None or entry.image_size is None or entry.pretrained is not None:
+        raise ValueError("init 'config' takes `config` and `image_size`, and no `pretrained`")
+    if entry.config.get("model_type") not in model_types:
+        raise ValueError(f"config.model_type must be one of {list(model_types)} (got {entry.config.get('model_type')!r})")
+    if entry.epochs == 0:
+        raise ValueError("init 'config' trains from scratch: epochs must be at least 1")
+
+
 class VitModel(Strict):
     """One `train_vit@<name>` entry: a Hugging Face ViT / DeiT fine-tuned or trained on a prepared dataset
     (methods.md P4). `init: pretrained` loads `pretrained` (a hub id or a local `save_pretrained` folder) and
@@ -338,18 +354,7 @@ class VitModel(Strict):
 
     @model_validator(mode="after")
     def _init_keys(self) -> "VitModel":
-        if self.init == "pretrained":
-            if self.pretrained is None or self.config is not None or self.image_size is not None:
-                raise ValueError("init 'pretrained' takes `pretrained` (hub id or folder) and no `config`/`image_size` "
-                                 "(the checkpoint's image processor sets the size)")
-        else:
-            if self.config is None or self.image_size is None or self.pretrained is not None:
-                raise ValueError("init 'config' takes `config` and `image_size`, and no `pretrained`")
-            if self.config.get("model_type") not in VIT_MODEL_TYPES:
-                raise ValueError(f"config.model_type must be one of {list(VIT_MODEL_TYPES)} "
-                                 f"(got {self.config.get('model_type')!r})")
-            if self.epochs == 0:
-                raise ValueError("init 'config' trains from scratch: epochs must be at least 1")
+        check_init(self, VIT_MODEL_TYPES)
         return self
 
 
@@ -392,6 +397,67 @@ class AttackVit(Strict):
         return objectives
 
 
+# -------------------------------------------------------------------------- train_detr / attack_detr
+DETR_FAMILIES = ("detr", "conditional_detr")
+
+
+class DetrImageSize(Strict):
+    """DetrImageProcessor's resize: the shortest side to `shortest_edge`, the longest at most `longest_edge`."""
+
+    shortest_edge: int = Field(ge=32, le=2048)
+    longest_edge: int | None = Field(default=None, ge=32, le=4096)
+
+
+class DetrSubsets(Strict):
+    train: int | None = Field(default=None, ge=1)     # None: every image of the split
+    val: int | None = Field(default=None, ge=1)
+
+
+class DetrModel(Strict):
+    """One `train_detr@<name>` entry: a DETR-family detector on `data/download/coco` (methods.md P4). `init:
+    pretrained` loads `pretrained` (a hub id such as facebook/detr-resnet-50, or a local folder; epochs 0 uses it as
+    it is); `init: config` builds `config` (`model_type` detr | conditional_detr, a `backbone` of ResNetConfig keys,
+    and DetrConfig / ConditionalDetrConfig keys) at `image_size` and trains it from scratch."""
+
+    init: Literal["pretrained", "config"]
+    pretrained: str | None = None
+    config: dict[str, Any] | None = None
+    image_size: DetrImageSize | None = None
+    epochs: int = Field(ge=0)
+    batch_size: int = Field(ge=1)
+    optimiser: Optimiser
+    clip_norm: float = Field(ge=0)                 # gradient clipping (DETR: 0.1); 0 disables
+    hflip: float = Field(ge=0, le=1)               # horizontal-flip probability
+    eval_every: int = Field(ge=1)                  # validation mAP every n epochs (and after the last)
+    max_images: DetrSubsets
+
+    @model_validator(mode="after")
+    def _init_keys(self) -> "DetrModel":
+        check_init(self, DETR_FAMILIES)
+        if self.init == "config" and not isinstance(self.config.get("backbone"), dict):
+            raise ValueError("config.backbone must be a mapping of ResNetConfig keys")
+        return self
+
+
+class AttackDetr(Strict):
+    """The Attention-Fool detection attack (seed 003 §5.3, methods.md P4) on every `train_detr` detector: each
+    objective × patch size, the patch centred at `centre` (row, col) of the working-size image."""
+
+    num_images: int = Field(ge=1)                  # seeded validation images
+    batch_size: int = Field(ge=1)
+    steps: int = Field(ge=1)                       # N of the cosine step decay (seed: 1000)
+    step_size_255: float = Field(gt=0, le=255)     # α_0
+    optimiser: Literal["plain", "momentum"]
+    momentum: float = Field(gt=0, lt=1)            # β of the momentum optimiser
+    objectives: list[Literal["ce", "ce+kq", "kq"]] = Field(min_length=1)
+    attention_weight: float = Field(ge=0)          # λ
+    normalise: bool                                # the L1,2 normalisation of the projections
+    patch_px: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)   # sides in working-size px (seed: 64, 56, 48)
+    centre: list[int] = Field(min_length=2, max_length=2)   # (row, col) of the patch centre (seed: 80, 80)
+    amp: bool
+    grid_images: int = Field(ge=1, le=16)
+
+
 # -------------------------------------------------------------------------- report
 class Report(Strict):
     """What the report compares: classifiers by clean, `classifier_attack` and worst-case accuracy, and the
@@ -411,6 +477,8 @@ class Params(Strict):
     analyze_attention: AnalyzeAttention
     train_vit: dict[str, VitModel]
     attack_vit: AttackVit
+    train_detr: dict[str, DetrModel]
+    attack_detr: AttackDetr
     report: Report
 
     @model_validator(mode="after")
@@ -440,7 +508,7 @@ class Params(Strict):
                 raise ValueError(f"{where}: the CNN baseline must be a classifier with mask 'none'")
         return self
 
-    @field_validator("classifiers", "train_vit")
+    @field_validator("classifiers", "train_vit", "train_detr")
     @classmethod
     def _folder_names(cls, models: dict[str, Any]) -> dict[str, Any]:
         bad = [name for name in models if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name)]

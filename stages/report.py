@@ -3,7 +3,8 @@
 Writes `data/report/`: metrics.json (per classifier: clean, `report.classifier_attack` and worst-case
 accuracy with the audit verdict; per masked classifier: the difference to its unmasked twin; per
 `report.defense_table` classifier: clean, FGSM, PGD-k, CW-k and worst-case accuracy, seed 002 Table 6;
-per `attack_vit` target: clean and patched accuracy per optimiser and objective, seed 003 Table 3),
+per `attack_vit` target: clean and patched accuracy per optimiser and objective, seed 003 Table 3; per
+`train_detr` detector: mAP clean and per patch side and objective, seed 003 Table 4),
 report.md and report.html (audit failures in red) and plots/classifier_accuracy.csv.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from pipeline.evaluation.suite import eps_label
 from pipeline.io.atomic import write_bytes, write_json
 from pipeline.report.classifiers import WORST, accuracy_table, defense_table, mask_effect_table
+from pipeline.report.detection import detection_table
 from pipeline.report.patches import patch_tables
 from pipeline.report.tables import csv_bytes, render_html, render_markdown
 from stages.common import DATA, log, stage_args
@@ -45,15 +47,18 @@ def main() -> None:
         raise SystemExit(str(exc)) from None
     patched = {name: read_metrics(DATA / "attack_vit" / name / "metrics.json") for name in params.attack_vit.targets}
     patch, per_target = patch_tables(params.attack_vit, patched)
+    detected = {name: read_metrics(DATA / "attack_detr" / name / "metrics.json") for name in params.train_detr}
+    detection, per_detector = detection_table(params.attack_detr, list(params.train_detr), detected)
 
     out = DATA / "report"
     rows = [[name, *(values[k] for k in ("clean", attack, WORST))] for name, values in per_classifier.items()]
     write_bytes(out / "plots" / "classifier_accuracy.csv", csv_bytes(["classifier", "clean", attack, WORST], rows))
-    tables = [accuracy, effect, *([defenses] if per_defense else []), *(patch if per_target else [])]
+    tables = [accuracy, effect, *([defenses] if per_defense else []), *(patch if per_target else []),
+              *([detection] if per_detector else [])]
     write_bytes(out / "report.md", render_markdown(TITLE, tables).encode())
     write_bytes(out / "report.html", render_html(TITLE, tables).encode())
     write_json(out / "metrics.json", {"classifiers": per_classifier, "mask_effect": mask_effect, "defenses": per_defense,
-                                      "patches": per_target})
+                                      "patches": per_target, "detectors": per_detector})
     for name, values in per_classifier.items():
         if not values["audit_passed"]:
             log.warning("%s: gradient-masking audit FAILED (see data/attack_classifier/%s/metrics.json)", name, name)

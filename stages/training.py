@@ -13,6 +13,7 @@ from pipeline.config import Augment
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
 from pipeline.train.loop import FitSettings, fit
 from stages.common import DATA
+from stages.live import epoch_logger
 
 
 @dataclass
@@ -38,14 +39,8 @@ def fit_with_curves(out: Path, model: torch.nn.Module, step, data: TrainingData,
                     device: torch.device, **warmup) -> list[dict]:
     """`fit` resuming from out/resume, with every epoch's metrics logged by dvclive under out/plots/."""
     live = Live(str(out), dvcyaml=False, save_dvc_exp=False)
-
-    def log_epoch(metrics: dict) -> None:
-        for key, value in metrics.items():
-            if key != "epoch":
-                live.log_metric(key, value)
-        live.next_step()
-
     history = fit(model, step, data.train, data.val, data.val_subset, settings, out / "resume", identity, device,
-                  log_epoch, **warmup)
+                  epoch_logger(live), **warmup)
     live.end()
     return history
+

@@ -32,12 +32,13 @@ def aggregate(values: torch.Tensor, how: Aggregation) -> torch.Tensor:
 
 
 def attention_loss(layers: list[QueryKey], tokens: torch.Tensor, objective: Objective, normalise: bool = True,
-                   aggregation: Aggregation = "smooth_max") -> torch.Tensor:
-    """The per-image attention objective for the patch key `tokens` (B long), to be maximised."""
+                   aggregation: Aggregation = "smooth_max", valid: torch.Tensor | None = None) -> torch.Tensor:
+    """The per-image attention objective for the patch key `tokens` (B long), to be maximised; `valid` (B×n bool,
+    L_kq only) keeps the padding tokens of a padded batch out of the means over queries."""
     if objective == "patch_fool":
         rows = torch.arange(len(tokens), device=tokens.device)
         per_head = [key_query_scores(layer, normalise=False).softmax(-1)[rows, :, :, tokens].mean(-1)
                     for layer in layers]                                            # attention weights, B×H
     else:
-        per_head = [query_score_on_key(layer, tokens, normalise, cls_only=objective == "kq_cls") for layer in layers]
+        per_head = [query_score_on_key(layer, tokens, normalise, objective == "kq_cls", valid) for layer in layers]
     return aggregate(torch.stack(per_head), aggregation)

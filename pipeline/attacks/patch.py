@@ -34,6 +34,22 @@ def parse_objective(objective: str) -> tuple[bool, Objective | None]:
     return "ce" in terms, next((t for t in terms if t != "ce"), None)     # type: ignore[return-value]
 
 
+def cosine_step(step_size: float, t: int, steps: int) -> float:
+    """α_t = α_0 · ½(1 + cos(π t / N)), t = 0 … N − 1."""
+    return step_size * 0.5 * (1 + math.cos(math.pi * t / steps))
+
+
+def ascent_direction(gradient: torch.Tensor, velocity: torch.Tensor,
+                     momentum: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(direction whose sign is the step, new velocity): the gradient itself, or with momentum β
+    m ← β m + (1 − β) ∇/‖∇‖₂ per image, and m is the direction."""
+    if momentum is None:
+        return gradient, velocity
+    norms = gradient.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (gradient.dim() - 1))
+    velocity = momentum * velocity + (1 - momentum) * gradient / norms
+    return velocity, velocity
+
+
 @dataclass(frozen=True)
 class PatchPlacement:
     """Token-aligned boxes: each image's patch covers token (row, col) of a grid of `token_size` px tokens."""
@@ -88,8 +104,7 @@ class PatchAttack:
         self.patch_size = patch_size or placement.token_size
 
     def step_size_at(self, t: int) -> float:
-        """α_t = α_0 · ½(1 + cos(π t / N)), t = 0 … N − 1."""
-        return self.step_size * 0.5 * (1 + math.cos(math.pi * t / self.steps))
+        return cosine_step(self.step_size, t, self.steps)
 
     def objective(self, images: torch.Tensor, labels: torch.Tensor, tokens: torch.Tensor,
                   captured: list) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,11 +159,8 @@ class PatchAttack:
                     active, part, gradient = active[~broken], part[~broken], gradient[~broken]
                     if not len(active):
                         break
-                if self.momentum is not None:
-                    norms = gradient.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-                    velocity[active] = self.momentum * velocity[active] + (1 - self.momentum) * gradient / norms
-                    gradient = velocity[active]
-                patch[active] = (part + self.step_size_at(t) * gradient.sign()).clamp(0, 1)
+                direction, velocity[active] = ascent_direction(gradient, velocity[active], self.momentum)
+                patch[active] = (part + self.step_size_at(t) * direction.sign()).clamp(0, 1)
         return PatchResult(apply_patch(images, patch, cells, self.placement.token_size), patch, wrong, first_success,
                            torch.stack(loss_curve).tolist(),
                            torch.stack(attention_curve).tolist() if attention_curve else [],

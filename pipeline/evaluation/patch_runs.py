@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from pipeline.attacks.patch import PatchAttack, PatchPlacement
+from pipeline.evaluation.curves import padded_mean
 from pipeline.evaluation.suite import accuracy_summary
 from pipeline.evaluation.vit_attention import token_attention
 from pipeline.models.vit import ViTClassifier
@@ -55,15 +55,6 @@ def clean_attention(target: Target, clean_inputs: torch.Tensor, cells: torch.Ten
     tokens = target.placement.key_tokens(cells.to(clean_inputs.device))
     return torch.cat([token_attention(target.model, x, t).cpu()
                       for x, t in zip(clean_inputs.split(batch_size), tokens.split(batch_size))])
-
-
-def padded_mean(curves: list[tuple[list[float], int]]) -> list[float]:
-    """The image-weighted mean of per-batch curves; a batch that stopped early keeps its last value."""
-    length = max((len(c) for c, _ in curves), default=0)
-    if not length:
-        return []
-    total = sum(n * np.pad(np.asarray(c), (0, length - len(c)), mode="edge") for c, n in curves)
-    return (total / sum(n for _, n in curves)).tolist()
 
 
 def run_attack(attack: PatchAttack, inputs: torch.Tensor, labels: torch.Tensor, cells: torch.Tensor,

@@ -67,9 +67,18 @@ def captured_query_keys(model: nn.Module) -> Iterator[list[QueryKey]]:
             handle.remove()
 
 
-def _scale(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+def _token_mean(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """B×H×n(×d) → the mean over tokens, over the `valid` (B×n bool) ones only when given (a padded batch)."""
+    if valid is None:
+        return values.mean(2)
+    weights = valid[:, None, :].to(values.dtype)
+    weights = weights[..., None] if values.dim() == 4 else weights
+    return (values * weights).sum(2) / weights.sum(2)
+
+
+def _scale(query: torch.Tensor, key: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """1 / (mean_j ‖q_j‖ · mean_j ‖k_j‖), B×H: the L1,2 normalisation of both projections, as one factor."""
-    return 1 / (query.norm(dim=-1).mean(-1) * key.norm(dim=-1).mean(-1))
+    return 1 / (_token_mean(query.norm(dim=-1), valid) * _token_mean(key.norm(dim=-1), valid))
 
 
 def key_query_scores(layer: QueryKey, normalise: bool) -> torch.Tensor:
@@ -80,11 +89,13 @@ def key_query_scores(layer: QueryKey, normalise: bool) -> torch.Tensor:
     return scores * _scale(query, key)[..., None, None] if normalise else scores
 
 
-def query_score_on_key(layer: QueryKey, tokens: torch.Tensor, normalise: bool, cls_only: bool) -> torch.Tensor:
+def query_score_on_key(layer: QueryKey, tokens: torch.Tensor, normalise: bool, cls_only: bool,
+                       valid: torch.Tensor | None = None) -> torch.Tensor:
     """B̄^{hl}_{·,i*}: the mean over queries (or the CLS query's, `cls_only`) of B^{hl}_{j,i*} for one key per image
-    (`tokens`, B long): B×H in fp32. mean_j q̄_j·k̄ = (mean_j q̄_j)·k̄, so no n-long column is formed."""
+    (`tokens`, B long): B×H in fp32. mean_j q̄_j·k̄ = (mean_j q̄_j)·k̄, so no n-long column is formed. `valid`
+    (B×n bool) restricts the means over tokens to the image tokens of a padded batch (DETR)."""
     query, key = layer.query.float(), layer.key.float()
     chosen = key[torch.arange(len(tokens), device=key.device), :, tokens]                    # B×H×d
-    queries = query[..., 0, :] if cls_only else query.mean(-2)                                # B×H×d
+    queries = query[..., 0, :] if cls_only else _token_mean(query, valid)                     # B×H×d
     scores = (queries * chosen).sum(-1) / query.shape[-1] ** 0.5
-    return scores * _scale(query, key) if normalise else scores
+    return scores * _scale(query, key, valid) if normalise else scores

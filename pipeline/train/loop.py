@@ -23,7 +23,7 @@ from pipeline.defenses import TrainingStep
 from pipeline.evaluation.accuracy import accuracy, robust_accuracy
 from pipeline.train import shared_warmup
 from pipeline.train.optim import build_optimizer, learning_rate, set_learning_rate
-from pipeline.train.state import ResumeState, clear_snapshots, load_state, save_snapshot, save_state
+from pipeline.train.state import ResumeState, clear_snapshots, epoch_seed, load_state, save_snapshot, save_state
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,6 @@ class FitSettings:
     eval_steps: int
     warmup_epochs: int = 0               # epochs that use `warmup_step` instead of the recipe's step
     snapshot_every: int = 0              # keep the weights of every n-th epoch (0: only the last)
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return seed * 100_003 + epoch
 
 
 def phase_progress(settings: FitSettings, epoch: float) -> float:

@@ -25,6 +25,11 @@ STATE = "state.json"
 SNAPSHOTS = "snapshots"
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch (torch, shuffling, augmentation): a resumed run replays the epochs it did not finish."""
+    return seed * 100_003 + epoch
+
+
 def fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 

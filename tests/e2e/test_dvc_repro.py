@@ -12,6 +12,7 @@ DATA_STAGES = {"download@coco", "download@gtsrb", "prepare@coco_ic", "prepare@gt
 CLASSIFIER_STAGES = {f"{stage}@{name}" for stage in ("train_classifier", "attack_classifier", "analyze_attention")
                      for name in ("gtsrb_natural_foreground", "coco_ic_madry_none", "coco_ic_aad_none")}
 VIT_STAGES = {"train_vit@coco_ic_vit", "attack_vit@coco_ic_vit", "attack_vit@coco_ic_madry_none"}
+DETR_STAGES = {"train_detr@coco_detr", "attack_detr@coco_detr"}
 
 
 def ran(output: str) -> set[str]:
@@ -33,7 +34,7 @@ def repo(tmp_path_factory):
 
 def test_first_repro_runs_every_stage(repo):
     folder, output = repo
-    assert ran(output) == DATA_STAGES | CLASSIFIER_STAGES | VIT_STAGES | {"validate_params", "report"}
+    assert ran(output) == DATA_STAGES | CLASSIFIER_STAGES | VIT_STAGES | DETR_STAGES | {"validate_params", "report"}
     for path in ("data/prepare/coco_ic/val/masks.npy", "data/prepare/gtsrb/preview.png", "dvc.lock",
                  "data/train_classifier/coco_ic_madry_none/model.safetensors",
                  "data/attack_classifier/gtsrb_natural_foreground/metrics.json", "data/report/report.html"):
@@ -50,6 +51,9 @@ def test_first_repro_runs_every_stage(repo):
     assert report["patches"]["coco_ic_vit"]["fixed"]["momentum"]["ce+kq_cls"] == \
         patched["runs"]["fixed"]["momentum"]["ce+kq_cls"]["robust"]["accuracy"]
     assert "| model | patch | clean | PGD-4 L_ce | PGD-4 L_ce+L_kq | PGD-4 L_ce+L_kq* |" in markdown
+    detected = json.loads((folder / "data/attack_detr/coco_detr/metrics.json").read_text())
+    assert report["detectors"]["coco_detr"]["12px"]["ce+kq"] == detected["patches"]["12px"]["ce+kq"]["AP"]
+    assert "| detector | patch | key cell | clean (all boxes) | clean | L_ce | L_ce+L_kq | L_kq |" in markdown
 
 
 def test_second_repro_runs_nothing(repo):
@@ -63,6 +67,13 @@ def test_exp_run_of_a_patch_target_key_reruns_only_that_target(repo):
     folder, _ = repo
     output = run(["dvc", "exp", "run", "-S", "attack_vit.targets.coco_ic_madry_none.patch_px=4"], folder).stdout
     assert ran(output) - {"validate_params"} == {"attack_vit@coco_ic_madry_none", "report"}
+    run(["git", "checkout", "--", "."], folder)
+
+
+def test_exp_run_of_an_attack_detr_key_reruns_only_the_detr_attack(repo):
+    folder, _ = repo
+    output = run(["dvc", "exp", "run", "-S", "attack_detr.steps=2"], folder).stdout
+    assert ran(output) - {"validate_params"} == {"attack_detr@coco_detr", "report"}
     run(["git", "checkout", "--", "."], folder)
 
 

@@ -104,7 +104,7 @@ def test_report_shows_a_failed_audit_in_red(trained):
     name = "coco_ic_madry_none"
     p = params(trained)
     p["attack_classifier"]["audit"].update(large_eps_255=0.01, max_large_eps_accuracy=0.0)   # fails, as above
-    p["attack_vit"]["targets"] = {}                        # the patch attacks have their own stage tests
+    p["attack_vit"]["targets"], p["train_detr"] = {}, {}   # the patch attacks have their own stage tests
     (trained / "loose.yaml").write_text(yaml.safe_dump(p))
     run([sys.executable, "-m", "stages.attack_classifier", name, "--params", "loose.yaml"], trained)
     result = run([sys.executable, "-m", "stages.report", "--params", "loose.yaml"], trained)

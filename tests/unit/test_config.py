@@ -11,7 +11,7 @@ def test_every_profile_validates(profile):
     validate_params(load_profile(profile), profile)
 
 
-NAMED_MAPS = {".classifiers", ".attack_classifier.suite", ".train_vit", ".attack_vit.targets"}   # entries are the user's experiments, not schema keys
+NAMED_MAPS = {".classifiers", ".attack_classifier.suite", ".train_vit", ".attack_vit.targets", ".train_detr"}   # entries are the user's experiments, not schema keys
 
 
 def test_profiles_share_one_key_set():
@@ -148,3 +148,16 @@ def test_patch_targets_must_name_a_model_of_their_source_and_dataset():
     message = _error(lambda raw: targets(raw).update(gtsrb_natural_foreground={
         "source": "train_classifier", "dataset": "gtsrb", "patch_px": 4}))
     assert "mask 'none'" in message
+
+
+def test_detr_entries_and_attack_keys_are_checked():
+    message = _error(lambda raw: raw["train_detr"]["coco_detr"].update(init="pretrained"))
+    assert "train_detr.coco_detr" in message and "init 'pretrained'" in message
+    message = _error(lambda raw: raw["train_detr"]["coco_detr"]["config"].update(model_type="yolos"))
+    assert "train_detr.coco_detr" in message and "'yolos'" in message
+    message = _error(lambda raw: raw["train_detr"]["coco_detr"]["config"].pop("backbone"))
+    assert "train_detr.coco_detr" in message and "config.backbone" in message
+    message = _error(lambda raw: raw["attack_detr"].update(objectives=["ce", "kq_cls"]))
+    assert "attack_detr.objectives.1" in message and "'kq_cls'" in message
+    message = _error(lambda raw: raw["attack_detr"].update(centre=[80]))
+    assert "attack_detr.centre" in message

@@ -162,7 +162,7 @@ def test_bf16_autocast_attack_agrees_with_fp32_within_one_point():
 
 
 def test_batch_curves_average_by_images_and_hold_an_early_stop_at_its_last_value():
-    from pipeline.evaluation.patch_runs import padded_mean
+    from pipeline.evaluation.curves import padded_mean
 
     # batch 1 (3 images) ran 3 iterations, batch 2 (1 image) stopped after 1: its value is held
     assert padded_mean([([1.0, 2.0, 3.0], 3), ([5.0], 1)]) == pytest.approx([2.0, 2.75, 3.5])

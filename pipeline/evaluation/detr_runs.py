@@ -1,0 +1,101 @@
+"""Running the DETR patch attack over an evaluation set (seed 003 §5.3, methods.md P4): where each patch goes,
+which encoder token lies under it, and the patched images, curves and attention of every batch."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from pipeline.attacks.detr_patch import DetrPatchAttack, attention_to_key
+from pipeline.evaluation.curves import padded_mean
+from pipeline.models.detr import Detector, size_sorted_batches
+from pipeline.models.hf_attention import captured_query_keys
+
+
+def patch_corner(centre: tuple[int, int], size: int) -> tuple[int, int]:
+    """(row, col) of the top-left pixel of a `size` patch centred at pixel `centre` (row, col): the paper's 64 px
+    patch at (80, 80) covers pixels 48 … 111."""
+    return centre[0] - size // 2, centre[1] - size // 2
+
+
+def check_fits(corner: tuple[int, int], size: int, inputs: list[torch.Tensor], image_ids: list[int]) -> None:
+    for image, image_id in zip(inputs, image_ids):
+        height, width = image.shape[-2:]
+        if min(corner) < 0 or corner[0] + size > height or corner[1] + size > width:
+            raise ValueError(f"image {image_id}: a {size} px patch at top-left {corner} does not fit its working size "
+                             f"{height}x{width} (attack_detr.centre and patch_px)")
+
+
+def key_cell(corner: tuple[int, int], size: int, stride: int) -> tuple[int, int]:
+    """The encoder token cell under the patch: the cell holding its centre pixel (corner + (size − 1)/2), i.e.
+    cell (2, 2) at stride 32 and (4, 4) at stride 16 (DC5) for the paper's patches at (80, 80)."""
+    return tuple(int((c + (size - 1) / 2) // stride) for c in corner)
+
+
+def backbone_stride(pixels: torch.Tensor, grid_rows: int) -> int:
+    """The backbone's output stride: the power of two nearest padded height / token rows."""
+    return 2 ** round(math.log2(pixels.shape[-2] / grid_rows))
+
+
+@dataclass
+class DetrRunResult:
+    patched: list[torch.Tensor]          # per image, at its working size
+    patches: torch.Tensor                # N×3×s×s
+    loss_curve: list[float]
+    attention_curve: list[float]
+    attention_before: torch.Tensor       # N: first-encoder-layer attention on the patch key, clean
+    attention_after: torch.Tensor        # N: the same with the final patch
+    key_cells: list[tuple[int, int]]     # per batch (the same cell: one stride, one patch position)
+    maps_before: list[torch.Tensor]      # the first `keep` images: h×w attention of every query on the key, clean
+    maps_after: list[torch.Tensor]       # … patched
+
+
+def attention_maps(detector: Detector, pixels: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor,
+                   valid: torch.Tensor) -> torch.Tensor:
+    """B×n: first-encoder-layer attention of every query on each image's key token (no gradient)."""
+    with torch.no_grad(), captured_query_keys(detector) as captured:
+        detector(pixels, mask)
+        return attention_to_key(captured[0], tokens, valid)
+
+
+def run_detr_attack(attack: DetrPatchAttack, inputs: list[torch.Tensor], image_ids: list[int], centre: tuple[int, int],
+                    batch_size: int, keep: int, label: str) -> DetrRunResult:
+    """`attack` on working-size images, each patch centred at pixel `centre`, in batches of similar sizes padded as
+    DetrImageProcessor pads (the padding tokens are kept out of L_kq and of the attention numbers); per-image results
+    in the order of `inputs`, each patched image at its own size."""
+    detector, size = attack.detector, attack.patch_size
+    corner = patch_corner(centre, size)
+    check_fits(corner, size, inputs, image_ids)
+    per_image: dict[str, list] = {k: [None] * len(inputs) for k in ("patched", "patch", "before", "after", "maps")}
+    losses, attentions, cells = [], [], []
+    for batch in tqdm(size_sorted_batches(inputs, batch_size), desc=label, leave=False):
+        pixels, mask = detector.pad([inputs[i] for i in batch])
+        grid = detector.token_grid(pixels, mask)                                          # B×h×w
+        cells.append(key_cell(corner, size, backbone_stride(pixels, grid.shape[1])))
+        tokens = torch.full((len(batch),), cells[-1][0] * grid.shape[2] + cells[-1][1], device=pixels.device)
+        valid = grid.flatten(1)
+        clean_maps = attention_maps(detector, pixels, mask, tokens, valid)
+        result = attack(pixels, mask, torch.tensor([corner] * len(batch), device=pixels.device), tokens, valid)
+        patched_maps = attention_maps(detector, result.patched, mask, tokens, valid)
+        for k, i in enumerate(batch):
+            per_image["patched"][i] = result.patched[k, :, :inputs[i].shape[-2], :inputs[i].shape[-1]]
+            per_image["patch"][i] = result.patch[k].cpu()
+            per_image["before"][i] = (clean_maps[k].sum() / valid[k].sum()).cpu()
+            per_image["after"][i] = result.attention[k].cpu()
+            per_image["maps"][i] = (clean_maps[k].view(grid.shape[1:]).cpu(), patched_maps[k].view(grid.shape[1:]).cpu())
+        losses.append((result.loss_curve, len(batch)))
+        attentions.append((result.attention_curve, len(batch)))
+    kept = per_image["maps"][:keep]
+    return DetrRunResult(per_image["patched"], torch.stack(per_image["patch"]), padded_mean(losses),
+                         padded_mean(attentions), torch.stack(per_image["before"]), torch.stack(per_image["after"]),
+                         cells, [m[0] for m in kept], [m[1] for m in kept])
+
+
+def patch_box_at_original(corner: tuple[int, int], size: int, working: tuple[int, int],
+                          original: tuple[int, int]) -> list[float]:
+    """The patch box [x, y, w, h] in the original image's pixels (where detections and ground truth live)."""
+    scale_y, scale_x = original[0] / working[0], original[1] / working[1]
+    return [corner[1] * scale_x, corner[0] * scale_y, size * scale_x, size * scale_y]

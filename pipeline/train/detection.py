@@ -1,0 +1,95 @@
+"""Training a DETR-family detector (Carion et al. 2020): the set loss of the model itself (Hungarian matching,
+CE / focal + L1 + GIoU, auxiliary decoder losses), AdamW, gradient clipping, seeded epochs and resume state.
+
+Every epoch reseeds torch and the shuffling from (seed, epoch), so a resumed run gives the weights of an
+uninterrupted one (on the same device). Horizontal flips move the boxes with the image.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pipeline.config import Optimiser
+from pipeline.models.detr import Detector
+from pipeline.train.optim import build_optimizer, learning_rate, set_learning_rate
+from pipeline.train.state import ResumeState, epoch_seed, load_state, save_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectorFitSettings:
+    epochs: int
+    batch_size: int
+    optimiser: Optimiser
+    seed: int
+    clip_norm: float                 # max L2 norm of the gradient (DETR: 0.1); 0 disables
+    hflip: float                     # probability of a horizontal flip per image and epoch
+    eval_every: int                  # validation mAP every n epochs (and after the last)
+
+
+def flipped(image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
+    """The image mirrored left-right and its normalised (cx, cy, w, h) boxes with it: cx → 1 − cx."""
+    boxes = target["boxes"].clone()
+    boxes[:, 0] = 1 - boxes[:, 0]
+    return image.flip(-1), {**target, "boxes": boxes}
+
+
+def train_epoch(detector: Detector, inputs: list[torch.Tensor], targets: list[dict], optimizer: torch.optim.Optimizer,
+                settings: DetectorFitSettings, epoch: int, device: torch.device) -> dict:
+    """One pass over `inputs` (working-size [0, 1] images) with the model's own loss; mean loss terms."""
+    detector.train()
+    generator = torch.Generator().manual_seed(epoch_seed(settings.seed, epoch))
+    order = torch.randperm(len(inputs), generator=generator).tolist()
+    flips = (torch.rand(len(inputs), generator=generator) < settings.hflip).tolist()
+    batches = [order[i:i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
+    totals: dict[str, torch.Tensor] = {}
+    for step, batch in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False)):
+        set_learning_rate(optimizer, learning_rate(settings.optimiser, (epoch + step / len(batches)) / settings.epochs))
+        pairs = [flipped(inputs[i], targets[i]) if flips[i] else (inputs[i], targets[i]) for i in batch]
+        pixels, mask = detector.pad([image.to(device) for image, _ in pairs])
+        labels = [{key: value.to(device) for key, value in target.items()} for _, target in pairs]
+        outputs = detector(pixels, mask, labels)
+        optimizer.zero_grad(set_to_none=True)
+        outputs.loss.backward()
+        if settings.clip_norm:
+            torch.nn.utils.clip_grad_norm_(detector.parameters(), settings.clip_norm)
+        optimizer.step()
+        terms = {"loss": outputs.loss, **{k: v for k, v in outputs.loss_dict.items() if k in ("loss_ce", "loss_bbox",
+                                                                                            "loss_giou")}}
+        for name, value in terms.items():
+            totals[name] = totals.get(name, 0) + value.detach().double() * len(batch)
+    return {f"train_{name}": (total / len(inputs)).item() for name, total in totals.items()}
+
+
+def fit_detector(detector: Detector, inputs: list[torch.Tensor], targets: list[dict], evaluate: Callable[[], dict],
+                 settings: DetectorFitSettings, state_dir: Path, fingerprint: str, device: torch.device,
+                 on_epoch_end: Callable[[dict], None] = lambda metrics: None) -> list[dict]:
+    """Train for settings.epochs, resuming from `state_dir` when it holds a state of this `fingerprint`;
+    `evaluate()` (validation metrics) runs every `eval_every` epochs and after the last. Returns every epoch's
+    metrics (resumed ones included)."""
+    optimizer = build_optimizer(detector, settings.optimiser)
+    state = load_state(state_dir, detector, optimizer, fingerprint) or ResumeState(0, [], fingerprint)
+    if state.epoch:
+        log.info("resuming after epoch %d of %d from %s", state.epoch, settings.epochs, state_dir)
+        for metrics in state.history:
+            on_epoch_end(metrics)
+    for epoch in range(state.epoch, settings.epochs):
+        torch.manual_seed(epoch_seed(settings.seed, epoch))
+        metrics = {"epoch": epoch + 1, **train_epoch(detector, inputs, targets, optimizer, settings, epoch, device)}
+        if (epoch + 1) % settings.eval_every == 0 or epoch + 1 == settings.epochs:
+            detector.eval()
+            metrics.update(evaluate())
+        log.info("epoch %d/%d: %s", epoch + 1, settings.epochs,
+                 ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "epoch"))
+        state = ResumeState(epoch + 1, [*state.history, metrics], fingerprint)
+        save_state(state_dir, detector, optimizer, state)
+        on_epoch_end(metrics)
+    detector.eval()
+    return state.history

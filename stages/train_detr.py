@@ -1,0 +1,88 @@
+"""Stage `train_detr@<name>`: the `train_detr.<name>` DETR-family detector for the Attention-Fool detection attack
+(seed 003 §5.3, methods.md P4).
+
+`init: pretrained` loads a hub checkpoint (facebook/detr-resnet-50, -101) or local folder, used as it is with epochs
+0, else fine-tuned; `init: config` builds a small DETR / Conditional DETR and trains it from scratch on the COCO
+archives of `data/download/coco`. Model labels map to the annotation file's categories by name.
+
+Writes `data/train_detr/<name>/`: model/ (a `save_pretrained` folder with the image processor), metrics.json (the
+12 COCOeval numbers on the validation split, and the epochs trained), plots/ (dvclive curves) and resume/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from dvclive import Live
+
+from pipeline.config import DetrModel, Params
+from pipeline.data.coco_detection import DetectionSplit, label_map, load_detection_split, training_targets
+from pipeline.evaluation.detection import evaluate_detector
+from pipeline.io.atomic import write_json
+from pipeline.models.detr import Detector, detector_from_config, detector_from_pretrained, save_detector
+from pipeline.train.detection import DetectorFitSettings, fit_detector
+from pipeline.train.state import fingerprint, library_digest
+from stages.common import DATA, entry_args, log, pick_device
+from stages.live import epoch_logger
+
+COCO = DATA / "download" / "coco"
+
+
+def initial_detector(entry: DetrModel, train: DetectionSplit, seed: int) -> Detector:
+    """The detector before training; from a config, its classes are the categories annotated in the train split."""
+    if entry.init == "pretrained":
+        log.info("loading %s (HF_HUB_OFFLINE and the Hugging Face cache apply)", entry.pretrained)
+        return detector_from_pretrained(entry.pretrained)
+    used = {int(c) for image in train.images for c in image.category_ids}
+    class_names = [c["name"] for c in sorted(train.instances["categories"], key=lambda c: c["id"]) if c["id"] in used]
+    torch.manual_seed(seed)
+    return detector_from_config(entry.config, class_names, entry.image_size.shortest_edge,
+                                entry.image_size.longest_edge)
+
+
+def load_split(entry: DetrModel, split: str, params: Params) -> DetectionSplit:
+    return load_detection_split(COCO, split, getattr(entry.max_images, split), params.seed,
+                                params.prepare.max_corrupt_share)
+
+
+def main() -> None:
+    name, entry, params = entry_args(__doc__.splitlines()[0], "train_detr")
+    device = pick_device()
+    out = DATA / "train_detr" / name
+    train = load_split(entry, "train", params) if entry.epochs else None
+    val = load_split(entry, "val", params)
+    detector = initial_detector(entry, train or val, params.seed).to(device)
+    category_of_label = label_map(detector.class_names, val.instances["categories"])
+    log.info("%s: %s, %.2fM parameters, %d of %d labels mapped to COCO categories, working size %s/%s", name,
+             detector.family, sum(p.numel() for p in detector.parameters()) / 1e6, len(category_of_label),
+             len(detector.class_names), detector.shortest, detector.longest)
+    val_inputs = [detector.resize(image.as_float().to(device)) for image in val.images]
+
+    def evaluate() -> dict:
+        stats, _ = evaluate_detector(detector, val_inputs, val.images, val.instances, category_of_label,
+                                     entry.batch_size)
+        return {f"val_{key}": value for key, value in stats.items()}
+
+    history = []
+    if entry.epochs:
+        label_of_category = {category: label for label, category in category_of_label.items()}
+        inputs = [detector.resize(image.as_float().to(device)) for image in train.images]
+        targets = [training_targets(image, label_of_category) for image in train.images]
+        settings = DetectorFitSettings(entry.epochs, entry.batch_size, entry.optimiser, params.seed, entry.clip_norm,
+                                       entry.hflip, entry.eval_every)
+        identity = fingerprint(library_digest(), Path(__file__).read_text(), params.seed, entry.model_dump(),
+                               (COCO / "source.json").read_text(), [i.image_id for i in train.images])
+        live = Live(str(out), dvcyaml=False, save_dvc_exp=False)
+        history = fit_detector(detector, inputs, targets, evaluate, settings, out / "resume", identity, device,
+                               epoch_logger(live))
+        live.end()
+    detector.eval()
+    metrics = {"epochs": entry.epochs, "val_images": len(val.images), **(history[-1] if history else evaluate())}
+    save_detector(out / "model", detector)
+    write_json(out / "metrics.json", metrics)
+    log.info("%s: val AP %.4f, AP50 %.4f after %d epochs", name, metrics["val_AP"], metrics["val_AP50"], entry.epochs)
+
+
+if __name__ == "__main__":
+    main()

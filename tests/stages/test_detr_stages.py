@@ -1,0 +1,143 @@
+"""`train_detr` and `attack_detr` on the tiny profile: every reported mAP recomputed by pycocotools from the saved
+detections with the exclusion rule applied here by hand, and the saved patches pasted back and re-detected."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import sys
+import zipfile
+
+import pytest
+import torch
+import yaml
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from safetensors.torch import load_file
+
+from pipeline.data.coco_detection import label_map, load_detection_split
+from pipeline.models.detr import load_detector
+from tests.helpers import run
+
+CPU = torch.device("cpu")
+STATS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR10", "AR100", "AR_small", "AR_medium",
+         "AR_large")
+
+
+@pytest.fixture(scope="module")
+def detr_params(workdir) -> dict:
+    return yaml.safe_load((workdir / "params.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def attacked(workdir, detr_params):
+    for name in detr_params["train_detr"]:
+        run([sys.executable, "-m", "stages.train_detr", name], workdir)
+        run([sys.executable, "-m", "stages.attack_detr", name], workdir)
+    return workdir
+
+
+def ground_truth(workdir) -> dict:
+    archive = zipfile.ZipFile(workdir / "data/download/coco/annotations_trainval2017.zip")
+    return json.loads(archive.read("annotations/instances_val2017.json"))
+
+
+def share_inside(box: list[float], patch: list[float]) -> float:
+    x, y, w, h = box
+    px, py, pw, ph = patch
+    overlap = max(0.0, min(x + w, px + pw) - max(x, px)) * max(0.0, min(y + h, py + ph) - max(y, py))
+    return overlap / (w * h) if w * h > 0 else 0.0
+
+
+def pycocotools_map(dataset: dict, detections: list[dict], image_ids: list[int], patches: dict | None) -> dict:
+    """COCOeval on `image_ids`, boxes more than half inside each image's patch removed (ground truth and detections)."""
+    dataset = copy.deepcopy(dataset)
+    keep = lambda item: patches is None or share_inside(item["bbox"], patches[item["image_id"]]) <= 0.5  # noqa: E731
+    dataset["images"] = [i for i in dataset["images"] if i["id"] in image_ids]
+    dataset["annotations"] = [dict(a, id=k + 1) for k, a in enumerate(dataset["annotations"])
+                              if a["image_id"] in image_ids and keep(a)]
+    kept = [d for d in detections if d["image_id"] in image_ids and keep(d)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO()
+        truth.dataset = dataset
+        truth.createIndex()
+        evaluator = COCOeval(truth, truth.loadRes(copy.deepcopy(kept)), "bbox")
+        evaluator.params.imgIds = image_ids
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return dict(zip(STATS, evaluator.stats.tolist()))
+
+
+def patch_boxes(metrics: dict, size: int, split, detector) -> dict:
+    """The patch box of each image in its original pixels, from the params' centre (independent of the stage)."""
+    row, col = (c - size // 2 for c in metrics["centre"])
+    boxes = {}
+    for image in split.images:
+        height, width = detector.resize(image.as_float()).shape[-2:]
+        sy, sx = image.size[0] / height, image.size[1] / width
+        boxes[image.image_id] = [col * sx, row * sy, size * sx, size * sy]
+    return boxes
+
+
+def test_every_reported_map_is_pycocotools_on_the_saved_detections(attacked, detr_params):
+    cfg = detr_params["attack_detr"]
+    dataset = ground_truth(attacked)
+    for name in detr_params["train_detr"]:
+        folder = attacked / "data/attack_detr" / name
+        metrics = json.loads((folder / "metrics.json").read_text())
+        detector = load_detector(attacked / "data/train_detr" / name / "model", CPU)
+        split = load_detection_split(attacked / "data/download/coco", "val", cfg["num_images"], detr_params["seed"], 0)
+        ids = [image.image_id for image in split.images]
+        assert metrics["num_images"] == len(ids) == cfg["num_images"]
+        clean = json.loads((folder / "detections/clean.json").read_text())
+        assert metrics["clean"] == pytest.approx(pycocotools_map(dataset, clean, ids, None))
+        for size in cfg["patch_px"]:
+            boxes = patch_boxes(metrics, size, split, detector)
+            runs = metrics["patches"][f"{size}px"]
+            assert runs["clean"] == pytest.approx(pycocotools_map(dataset, clean, ids, boxes))
+            for objective in cfg["objectives"]:
+                found = json.loads((folder / f"detections/{size}px_{objective}.json").read_text())
+                assert {k: runs[objective][k] for k in STATS} == pytest.approx(pycocotools_map(dataset, found, ids,
+                                                                                                 boxes))
+                assert len((folder / f"plots/curves/{size}px_{objective}.csv").read_text().splitlines()) == \
+                    cfg["steps"] + 2
+        assert {p.name for p in (folder / "images").iterdir()} == {"detections.png", "attention.png", "patches.png",
+                                                                   "curves.png"}
+
+
+def test_saved_patches_pasted_by_hand_give_the_saved_detections(attacked, detr_params):
+    cfg = detr_params["attack_detr"]
+    name = next(iter(detr_params["train_detr"]))
+    folder = attacked / "data/attack_detr" / name
+    detector = load_detector(attacked / "data/train_detr" / name / "model", CPU)
+    split = load_detection_split(attacked / "data/download/coco", "val", cfg["num_images"], detr_params["seed"], 0)
+    categories = label_map(detector.class_names, split.instances["categories"])
+    size, objective = cfg["patch_px"][0], cfg["objectives"][-1]
+    patches = load_file(str(folder / "patches.safetensors"))[f"{size}px/{objective}"]
+    row, col = (c - size // 2 for c in cfg["centre"])
+    saved = json.loads((folder / f"detections/{size}px_{objective}.json").read_text())
+    for index, image in enumerate(split.images[:2]):
+        pixels = detector.resize(image.as_float()).clone()
+        pixels[:, row:row + size, col:col + size] = patches[index]
+        with torch.no_grad():
+            outputs = detector(*detector.pad([pixels]))
+        found = detector.detections(outputs, [image.size])[0]
+        mine = sorted((categories[label], score) for label, score in
+                      zip(found["labels"].tolist(), found["scores"].tolist()) if label in categories)
+        theirs = sorted((d["category_id"], d["score"]) for d in saved if d["image_id"] == image.image_id)
+        assert [c for c, _ in mine] == [c for c, _ in theirs]     # alone or in a batch of its size: the same detections
+        assert [s for _, s in mine] == pytest.approx([s for _, s in theirs], abs=1e-5)
+
+
+def test_trained_detector_metrics_and_curves(attacked, detr_params):
+    for name, entry in detr_params["train_detr"].items():
+        folder = attacked / "data/train_detr" / name
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["epochs"] == entry["epochs"] and {f"val_{k}" for k in STATS} <= set(metrics)
+        assert metrics["val_images"] == entry["max_images"]["val"]
+        assert {p.stem for p in (folder / "plots/metrics").glob("*.tsv")} >= {"train_loss", "val_AP"}
+        config = json.loads((folder / "model/config.json").read_text())
+        assert config["model_type"] == entry["config"]["model_type"]
