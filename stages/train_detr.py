@@ -18,7 +18,8 @@ from dvclive import Live
 
 from pipeline.config import DetrModel, Params
 from pipeline.data.coco_detection import DetectionSplit, label_map, load_detection_split, training_targets
-from pipeline.evaluation.detection import evaluate_detector
+from pipeline.evaluation.coco_map import coco_map
+from pipeline.evaluation.detection import predict
 from pipeline.io.atomic import write_json
 from pipeline.models.detr import Detector, detector_from_config, detector_from_pretrained, save_detector
 from pipeline.train.detection import DetectorFitSettings, fit_detector
@@ -27,6 +28,7 @@ from stages.common import DATA, entry_args, log, pick_device
 from stages.live import epoch_logger
 
 COCO = DATA / "download" / "coco"
+EVAL_CHUNK = 256
 
 
 def initial_detector(entry: DetrModel, train: DetectionSplit, seed: int) -> Detector:
@@ -57,11 +59,16 @@ def main() -> None:
     log.info("%s: %s, %.2fM parameters, %d of %d labels mapped to COCO categories, working size %s/%s", name,
              detector.family, sum(p.numel() for p in detector.parameters()) / 1e6, len(category_of_label),
              len(detector.class_names), detector.shortest, detector.longest)
-    val_inputs = [detector.resize(image.as_float().to(device)) for image in val.images]
 
     def evaluate() -> dict:
-        stats, _ = evaluate_detector(detector, val_inputs, val.images, val.instances, category_of_label,
-                                     entry.batch_size)
+        """The 12 COCOeval numbers on the val split, resized EVAL_CHUNK images at a time (5000 at 800 px would not
+        fit in memory at once)."""
+        results = []
+        for start in range(0, len(val.images), EVAL_CHUNK):
+            part = val.images[start:start + EVAL_CHUNK]
+            inputs = [detector.resize(image.as_float().to(device)) for image in part]
+            results += predict(detector, inputs, part, category_of_label, entry.batch_size)
+        stats = coco_map(val.instances, results, [image.image_id for image in val.images])
         return {f"val_{key}": value for key, value in stats.items()}
 
     history = []
