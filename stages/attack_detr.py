@@ -17,6 +17,7 @@ the patch cell before and after, the curves).
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import torch
@@ -56,7 +57,10 @@ def main() -> None:
     out = DATA / "attack_detr" / name
     detector = load_detector(DATA / "train_detr" / name / "model", device)
     val = load_detection_split(COCO, "val", cfg.num_images, params.seed, params.prepare.max_corrupt_share)
-    category_of_label = label_map(detector.class_names, val.instances["categories"])
+    try:
+        category_of_label = label_map(detector.class_names, val.instances["categories"])
+    except ValueError as exc:
+        sys.exit(f"{COCO / 'annotations_trainval2017.zip'}: {exc}")
     inputs = [detector.resize(image.as_float().to(device)) for image in val.images]
     image_ids = [image.image_id for image in val.images]
     clean, clean_results = evaluate_detector(detector, inputs, val.images, val.instances, category_of_label,
@@ -66,7 +70,8 @@ def main() -> None:
     centre = tuple(cfg.centre)
     metrics: dict = {"num_images": len(val.images), "steps": cfg.steps, "centre": list(centre), "clean": clean,
                      "patches": {}}
-    runs: dict[tuple[int, str], DetrRunResult] = {}
+    runs: dict[str, DetrRunResult] = {}            # the first patch side's runs, for the figures
+    patches: dict[str, torch.Tensor] = {}
     for size in cfg.patch_px:
         corner = patch_corner(centre, size)
         boxes = {image.image_id: patch_box_at_original(corner, size, tuple(x.shape[-2:]), image.size)
@@ -75,18 +80,20 @@ def main() -> None:
         for objective in cfg.objectives:
             label = f"{size}px_{objective}"
             result = run_detr_attack(attack_run(detector, cfg, size, objective, params.seed), inputs, image_ids,
-                                     centre, cfg.batch_size, cfg.grid_images, label)
+                                     centre, cfg.batch_size, cfg.grid_images, label, params.seed)
             stats, results = evaluate_detector(detector, result.patched, val.images, val.instances, category_of_label,
                                                cfg.batch_size, boxes)
-            entry[objective] = {**stats, "key_cell": list(result.key_cells[0]),
+            entry[objective] = {**stats, "key_cell": list(result.key_cell),
                                 "attention_on_patch": {"before": result.attention_before.mean().item(),
                                                        "after": result.attention_after.mean().item()}}
             write_bytes(out / "detections" / f"{label}.json", json.dumps(results).encode())
             detections[label] = results
             write_bytes(out / "plots" / "curves" / f"{label}.csv", curve_csv(result))
-            runs[size, objective] = result
+            patches[f"{size}px/{objective}"] = result.patches
+            if size == cfg.patch_px[0]:
+                runs[objective] = result
             log.info("%s %s: AP %.4f (clean %.4f)", name, label, stats["AP"], entry["clean"]["AP"])
-    save_tensors(out / "patches.safetensors", {f"{s}px/{o}": r.patches for (s, o), r in runs.items()})
+    save_tensors(out / "patches.safetensors", patches)
     write_figures(out, val, inputs, cfg, runs, detections)
     write_json(out / "metrics.json", metrics)
     log.info("%s: clean AP %.4f; per patch and objective in %s", name, clean["AP"], out / "metrics.json")
@@ -101,25 +108,25 @@ def shown_boxes(results: list[dict], image: DetectionImage, working: tuple[int, 
 
 
 def write_figures(out, val: DetectionSplit, inputs: list[torch.Tensor], cfg: AttackDetr,
-                  runs: dict[tuple[int, str], DetrRunResult], detections: dict[str, list[dict]]) -> None:
+                  runs: dict[str, DetrRunResult], detections: dict[str, list[dict]]) -> None:
     """For the first patch side: images/detections.png (clean | patched under each objective: the scored detections
     with score ≥ SHOWN_SCORE), images/attention.png (the first encoder layer's attention of every query on the patch
     cell, mean over heads: clean | each objective), images/patches.png and images/curves.png (objective and
     attention on the patch key per iteration, one line per objective)."""
     size, count = cfg.patch_px[0], min(cfg.grid_images, len(inputs))
-    shown = {objective: runs[size, objective] for objective in cfg.objectives}
+    shown = runs
     corner = patch_corner(tuple(cfg.centre), size)
     names = {c["id"]: c["name"] for c in val.instances["categories"]}
     rows, attention_rows, captions = [], [], []
     for i, image in enumerate(val.images[:count]):
-        pictures = {"clean": inputs[i], **{o: r.patched[i] for o, r in shown.items()}}
+        pictures = {"clean": inputs[i].cpu(), **{o: r.patched[i].cpu() for o, r in shown.items()}}
         rows.append([detections_panel(x, *shown_boxes(detections[f"{size}px_{what}" if what != "clean" else what],
                                                       image, tuple(x.shape[-2:]), names),
                                       None if what == "clean" else [corner[1], corner[0], size, size])
                      for what, x in pictures.items()])
         first = next(iter(shown.values()))
-        attention_rows.append([heat_panel(inputs[i], first.maps_before[i]),
-                               *(heat_panel(r.patched[i], r.maps_after[i]) for r in shown.values())])
+        attention_rows.append([heat_panel(pictures["clean"], first.maps_before[i], first.stride),
+                               *(heat_panel(pictures[o], r.maps_after[i], r.stride) for o, r in shown.items())])
         captions.append(f"image {image.image_id}: clean | " + " | ".join(f"{size} px, {o}" for o in shown))
     write_png(out / "images" / "detections.png", panel_rows(rows, captions))
     write_png(out / "images" / "attention.png", panel_rows(attention_rows, [f"attention on the patch cell: {c}"

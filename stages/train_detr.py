@@ -11,6 +11,7 @@ Writes `data/train_detr/<name>/`: model/ (a `save_pretrained` folder with the im
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -55,7 +56,10 @@ def main() -> None:
     train = load_split(entry, "train", params) if entry.epochs else None
     val = load_split(entry, "val", params)
     detector = initial_detector(entry, train or val, params.seed).to(device)
-    category_of_label = label_map(detector.class_names, val.instances["categories"])
+    try:
+        category_of_label = label_map(detector.class_names, val.instances["categories"])
+    except ValueError as exc:
+        sys.exit(f"{COCO / 'annotations_trainval2017.zip'}: {exc}")
     log.info("%s: %s, %.2fM parameters, %d of %d labels mapped to COCO categories, working size %s/%s", name,
              detector.family, sum(p.numel() for p in detector.parameters()) / 1e6, len(category_of_label),
              len(detector.class_names), detector.shortest, detector.longest)

@@ -79,23 +79,26 @@ class DetrPatchAttack:
                                                                    valid)
         return value
 
-    def __call__(self, pixels: torch.Tensor, pixel_mask: torch.Tensor, corners: torch.Tensor,
-                 tokens: torch.Tensor, valid: torch.Tensor) -> DetrPatchResult:
-        """Patches for a padded batch: `corners` B×2 (row, col) of each patch's top-left pixel, `tokens` B the
-        encoder token under each patch, `valid` B×n the image (non-padding) tokens (Detector.token_grid)."""
+    def __call__(self, pixels: torch.Tensor, pixel_mask: torch.Tensor, corners: torch.Tensor, tokens: torch.Tensor,
+                 valid: torch.Tensor, initial: torch.Tensor | None = None) -> DetrPatchResult:
+        """Patches for a (padded) batch: `corners` B×2 (row, col) of each patch's top-left pixel, `tokens` B the
+        encoder token under each patch, `valid` B×n the image (non-padding) tokens (Detector.token_grid); `initial`
+        B×3×s×s starting patches (default: U[0, 1] from `seed`)."""
+        if initial is None:
+            generator = torch.Generator(device=pixels.device).manual_seed(self.seed)
+            initial = torch.rand((len(pixels), 3, self.patch_size, self.patch_size), generator=generator,
+                                 device=pixels.device)
         with frozen_eval(self.detector):
-            return self._run(pixels, pixel_mask, corners, tokens, valid)
+            return self._run(pixels, pixel_mask, corners, tokens, valid, initial.clone())
 
-    def _run(self, pixels, pixel_mask, corners, tokens, valid) -> DetrPatchResult:
-        generator = torch.Generator(device=pixels.device).manual_seed(self.seed)
-        patch = torch.rand((len(pixels), 3, self.patch_size, self.patch_size), generator=generator,
-                           device=pixels.device)
+    def _run(self, pixels, pixel_mask, corners, tokens, valid, patch) -> DetrPatchResult:
         velocity = torch.zeros_like(patch)
         loss_curve, attention_curve = [], []                # per-iteration means, kept on the device until the end
         with captured_query_keys(self.detector) as captured:
             for t in range(self.steps + 1):
-                patch.requires_grad_(True)
-                value = self.objective(apply_patch(pixels, patch, corners, 1), pixel_mask, tokens, valid, captured)
+                patch.requires_grad_(t < self.steps)          # the last pass only measures the final patch
+                with torch.set_grad_enabled(t < self.steps):
+                    value = self.objective(apply_patch(pixels, patch, corners, 1), pixel_mask, tokens, valid, captured)
                 attention = mean_attention_to_key(captured[0], tokens, valid).detach()
                 loss_curve.append(value.detach().mean())
                 attention_curve.append(attention.mean())

@@ -19,6 +19,7 @@ from pipeline.data.coco_ic import load_instances
 from pipeline.data.images import SkipLog
 from pipeline.evaluation.coco_map import xywh_to_cxcywh
 from pipeline.io.archive import SafeZip
+from pipeline.models.detr import UNUSED_LABEL
 
 
 @dataclass
@@ -84,16 +85,20 @@ def load_detection_split(folder: Path, split: str, limit: int | None, seed: int,
 
 
 def label_map(class_names: list[str], categories: list[dict]) -> dict[int, int]:
-    """Model label index → COCO category id, matched by name (a hub DETR's 91 labels include "N/A" slots, which
-    match nothing and are dropped)."""
+    """Model label index → COCO category id, matched by name; "N/A" slots map to nothing, and any other name the
+    annotation file lacks is an error (its detections could not be scored)."""
     id_of = {c["name"]: c["id"] for c in categories}
+    unknown = sorted({name for name in class_names if name not in id_of and name != UNUSED_LABEL})
+    if unknown:
+        raise ValueError(f"model labels {unknown} are not categories of the annotation file (have {sorted(id_of)})")
     return {index: id_of[name] for index, name in enumerate(class_names) if name in id_of}
 
 
 def training_targets(image: DetectionImage, label_of_category: dict[int, int]) -> dict:
-    """The DETR target of one image: class indices of the model and normalised boxes (categories the model lacks
-    are left out)."""
+    """The DETR target of one image: class indices of the model and normalised boxes (categories the model lacks and
+    boxes of zero width or height are left out)."""
     keep = torch.tensor([int(c) in label_of_category for c in image.category_ids], dtype=torch.bool)
+    keep &= (image.boxes[:, 2] > 0) & (image.boxes[:, 3] > 0)          # as DETR's data code, no empty boxes
     labels = torch.tensor([label_of_category[int(c)] for c in image.category_ids[keep]], dtype=torch.long)
     return {"class_labels": labels, "boxes": image.boxes[keep]}
 

@@ -38,20 +38,16 @@ def detections_panel(image: torch.Tensor, boxes: torch.Tensor, labels: list[str]
     return panel
 
 
-def heat_panel(image: torch.Tensor, heat: torch.Tensor) -> np.ndarray:
-    """The image under a token-grid heat map (bilinear to the padded grid's extent, scaled to its maximum)."""
+def heat_panel(image: torch.Tensor, heat: torch.Tensor, stride: int) -> np.ndarray:
+    """The image under a token-grid heat map (each token a stride×stride square from the top-left, the padding
+    part cut off; scaled to its maximum)."""
     panel = _fit(_rgb(image))
-    stride_rows, stride_cols = image.shape[-2] / heat.shape[0], image.shape[-1] / heat.shape[1]
-    stride = max(stride_rows, stride_cols)
     values = heat.float().cpu().numpy()
     values = values / values.max() * 255 if values.max() > 0 else values
-    grid_px = (round(heat.shape[1] * stride * HEIGHT / image.shape[-2]), round(heat.shape[0] * stride * HEIGHT / image.shape[-2]))
-    heat_map = cv2.resize(values.astype(np.uint8), grid_px, interpolation=cv2.INTER_NEAREST)[:panel.shape[0], :panel.shape[1]]
+    pixels = np.kron(values, np.ones((stride, stride)))[:image.shape[-2], :image.shape[-1]].astype(np.uint8)
+    heat_map = cv2.resize(pixels, (panel.shape[1], panel.shape[0]), interpolation=cv2.INTER_NEAREST)
     coloured = cv2.cvtColor(cv2.applyColorMap(heat_map, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-    blended = panel.copy()
-    blended[:coloured.shape[0], :coloured.shape[1]] = (0.5 * panel[:coloured.shape[0], :coloured.shape[1]]
-                                                       + 0.5 * coloured).round().astype(np.uint8)
-    return blended
+    return (0.5 * panel + 0.5 * coloured).round().astype(np.uint8)
 
 
 def patch_panel(patch: torch.Tensor) -> np.ndarray:

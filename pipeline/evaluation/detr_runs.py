@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from pipeline.attacks.detr_patch import DetrPatchAttack, attention_to_key
 from pipeline.evaluation.curves import padded_mean
-from pipeline.models.detr import Detector, size_sorted_batches
+from pipeline.models.detr import Detector, same_size_batches
 from pipeline.models.hf_attention import captured_query_keys
 
 
@@ -48,9 +48,15 @@ class DetrRunResult:
     attention_curve: list[float]
     attention_before: torch.Tensor       # N: first-encoder-layer attention on the patch key, clean
     attention_after: torch.Tensor        # N: the same with the final patch
-    key_cells: list[tuple[int, int]]     # per batch (the same cell: one stride, one patch position)
+    key_cell: tuple[int, int]            # the encoder token cell under the patch
+    stride: int                          # the backbone's output stride
     maps_before: list[torch.Tensor]      # the first `keep` images: h×w attention of every query on the key, clean
     maps_after: list[torch.Tensor]       # … patched
+
+
+def initial_patch(size: int, seed: int, image_id: int) -> torch.Tensor:
+    """3×size×size from U[0, 1], drawn from (seed, image id): the same start however the images are batched."""
+    return torch.rand(3, size, size, generator=torch.Generator().manual_seed(seed * 1_000_003 + image_id))
 
 
 def attention_maps(detector: Detector, pixels: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor,
@@ -62,23 +68,26 @@ def attention_maps(detector: Detector, pixels: torch.Tensor, mask: torch.Tensor,
 
 
 def run_detr_attack(attack: DetrPatchAttack, inputs: list[torch.Tensor], image_ids: list[int], centre: tuple[int, int],
-                    batch_size: int, keep: int, label: str) -> DetrRunResult:
-    """`attack` on working-size images, each patch centred at pixel `centre`, in batches of similar sizes padded as
-    DetrImageProcessor pads (the padding tokens are kept out of L_kq and of the attention numbers); per-image results
-    in the order of `inputs`, each patched image at its own size."""
+                    batch_size: int, keep: int, label: str, seed: int = 0) -> DetrRunResult:
+    """`attack` on working-size images, each patch centred at pixel `centre`, in batches of one size (DETR's
+    convolutions see padding, so a padded batch would optimise each patch for an input it is not scored on); each
+    image's initial patch is drawn from (`seed`, its image id), so no result depends on the batching. Per-image
+    results in the order of `inputs`."""
     detector, size = attack.detector, attack.patch_size
     corner = patch_corner(centre, size)
     check_fits(corner, size, inputs, image_ids)
     per_image: dict[str, list] = {k: [None] * len(inputs) for k in ("patched", "patch", "before", "after", "maps")}
-    losses, attentions, cells = [], [], []
-    for batch in tqdm(size_sorted_batches(inputs, batch_size), desc=label, leave=False):
+    losses, attentions = [], []
+    for batch in tqdm(same_size_batches(inputs, batch_size), desc=label, leave=False):
         pixels, mask = detector.pad([inputs[i] for i in batch])
         grid = detector.token_grid(pixels, mask)                                          # B×h×w
-        cells.append(key_cell(corner, size, backbone_stride(pixels, grid.shape[1])))
-        tokens = torch.full((len(batch),), cells[-1][0] * grid.shape[2] + cells[-1][1], device=pixels.device)
+        stride = backbone_stride(pixels, grid.shape[1])
+        cell = key_cell(corner, size, stride)
+        tokens = torch.full((len(batch),), cell[0] * grid.shape[2] + cell[1], device=pixels.device)
         valid = grid.flatten(1)
         clean_maps = attention_maps(detector, pixels, mask, tokens, valid)
-        result = attack(pixels, mask, torch.tensor([corner] * len(batch), device=pixels.device), tokens, valid)
+        initial = torch.stack([initial_patch(size, seed, image_ids[i]) for i in batch]).to(pixels.device)
+        result = attack(pixels, mask, torch.tensor([corner] * len(batch), device=pixels.device), tokens, valid, initial)
         patched_maps = attention_maps(detector, result.patched, mask, tokens, valid)
         for k, i in enumerate(batch):
             per_image["patched"][i] = result.patched[k, :, :inputs[i].shape[-2], :inputs[i].shape[-1]]
@@ -91,7 +100,7 @@ def run_detr_attack(attack: DetrPatchAttack, inputs: list[torch.Tensor], image_i
     kept = per_image["maps"][:keep]
     return DetrRunResult(per_image["patched"], torch.stack(per_image["patch"]), padded_mean(losses),
                          padded_mean(attentions), torch.stack(per_image["before"]), torch.stack(per_image["after"]),
-                         cells, [m[0] for m in kept], [m[1] for m in kept])
+                         cell, stride, [m[0] for m in kept], [m[1] for m in kept])
 
 
 def patch_box_at_original(corner: tuple[int, int], size: int, working: tuple[int, int],

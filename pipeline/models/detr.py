@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.config import DETR_FAMILIES
 from pipeline.io.atomic import replace_folder
 
-FAMILIES = ("detr", "conditional_detr")
+UNUSED_LABEL = "N/A"            # a hub DETR's name for the label slots of ids COCO does not use
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
@@ -46,8 +47,8 @@ class Detector(nn.Module):
     def __init__(self, model: nn.Module, processor: Any):
         super().__init__()
         family = model.config.model_type
-        if family not in FAMILIES:
-            raise ValueError(f"model_type {family!r}: the DETR stages support {list(FAMILIES)}")
+        if family not in DETR_FAMILIES:
+            raise ValueError(f"model_type {family!r}: the DETR stages support {list(DETR_FAMILIES)}")
         self.model, self.processor, self.family = model, processor, family
         self.register_buffer("mean", torch.tensor(processor.image_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(processor.image_std).view(1, 3, 1, 1), persistent=False)
@@ -57,7 +58,7 @@ class Detector(nn.Module):
     def class_names(self) -> list[str]:
         """Label index → name (a hub DETR's unused COCO ids are "N/A")."""
         labels = self.model.config.id2label
-        return [labels.get(i, "N/A") for i in range(self.model.config.num_labels)]
+        return [labels.get(i, UNUSED_LABEL) for i in range(self.model.config.num_labels)]
 
     def resize(self, image: torch.Tensor) -> torch.Tensor:
         """3×H×W → 3×h×w at the working size (bilinear with antialiasing, like PIL's; identity at that size)."""
@@ -113,12 +114,6 @@ def same_size_batches(images: list[torch.Tensor], batch_size: int) -> list[list[
     for index, image in enumerate(images):
         groups.setdefault(tuple(image.shape[-2:]), []).append(index)
     return [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
-
-
-def size_sorted_batches(images: list[torch.Tensor], batch_size: int) -> list[list[int]]:
-    """Indices of `images` sorted by size, in batches of at most `batch_size`: padded batches with little padding."""
-    order = sorted(range(len(images)), key=lambda index: (tuple(images[index].shape[-2:]), index))
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def _labels(class_names: list[str]) -> dict[str, Any]:

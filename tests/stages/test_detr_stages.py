@@ -71,9 +71,9 @@ def pycocotools_map(dataset: dict, detections: list[dict], image_ids: list[int],
     return dict(zip(STATS, evaluator.stats.tolist()))
 
 
-def patch_boxes(metrics: dict, size: int, split, detector) -> dict:
+def patch_boxes(centre: list[int], size: int, split, detector) -> dict:
     """The patch box of each image in its original pixels, from the params' centre (independent of the stage)."""
-    row, col = (c - size // 2 for c in metrics["centre"])
+    row, col = (c - size // 2 for c in centre)
     boxes = {}
     for image in split.images:
         height, width = detector.resize(image.as_float()).shape[-2:]
@@ -95,7 +95,7 @@ def test_every_reported_map_is_pycocotools_on_the_saved_detections(attacked, det
         clean = json.loads((folder / "detections/clean.json").read_text())
         assert metrics["clean"] == pytest.approx(pycocotools_map(dataset, clean, ids, None))
         for size in cfg["patch_px"]:
-            boxes = patch_boxes(metrics, size, split, detector)
+            boxes = patch_boxes(cfg["centre"], size, split, detector)
             runs = metrics["patches"][f"{size}px"]
             assert runs["clean"] == pytest.approx(pycocotools_map(dataset, clean, ids, boxes))
             for objective in cfg["objectives"]:

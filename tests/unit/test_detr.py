@@ -96,7 +96,11 @@ def test_saved_detector_reloads_with_frozen_norms_and_same_outputs(tmp_path, fam
 def test_labels_map_to_annotation_ids_by_name_and_targets_skip_unknown_categories():
     categories = [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}, {"id": 18, "name": "dog"}]
     assert label_map(["N/A", "person", "dog"], categories) == {1: 1, 2: 18}
-    image = DetectionImage(5, torch.zeros(3, 10, 10, dtype=torch.uint8), torch.rand(3, 4), torch.tensor([18, 3, 1]))
+    with pytest.raises(ValueError, match="'zebra'"):
+        label_map(["person", "zebra"], categories)
+    boxes = torch.rand(4, 4) * 0.5 + 0.1
+    boxes[3, 2] = 0.0                                                         # a box of zero width
+    image = DetectionImage(5, torch.zeros(3, 10, 10, dtype=torch.uint8), boxes, torch.tensor([18, 3, 1, 1]))
     target = training_targets(image, {1: 1, 18: 2})
     assert target["class_labels"].tolist() == [2, 1]
     assert torch.equal(target["boxes"], image.boxes[[0, 2]])
@@ -148,7 +152,7 @@ def test_patch_attack_writes_only_its_box_and_raises_its_objectives():
         assert changed[14:26, 14:26].all() and changed.sum() == 144 and patched.min() >= 0 and patched.max() <= 1
     assert result.attention_after.mean() > result.attention_before.mean()
     assert result.loss_curve[-1] > result.loss_curve[0]
-    assert len(result.maps_before) == 2 and result.key_cells == [(0, 0), (0, 0)]
+    assert len(result.maps_before) == 2 and result.key_cell == (0, 0) and result.stride == 32
     ce = run_detr_attack(DetrPatchAttack(detector, 12, steps=15, objective="ce", step_size=16 / 255), inputs,
                          [1, 2, 3], (20, 20), batch_size=3, keep=0, label="test")
     assert ce.loss_curve[-1] > ce.loss_curve[0]
@@ -156,14 +160,37 @@ def test_patch_attack_writes_only_its_box_and_raises_its_objectives():
 
 def test_first_captured_layer_is_the_first_encoder_layer_in_both_families():
     for family in ("detr", "conditional_detr"):
-        detector = tiny_detector(family)
-        names = {m: n for n, m in detector.named_modules()}
+        detector = tiny_detector(family)                           # 6 queries; 64×96 at stride 32: 2×3 = 6 tokens too
+        encoder = detector.model.model.encoder.layers[0].self_attn
+        direct = []
+        handles = [encoder.q_proj.register_forward_hook(lambda _m, _i, out: direct.append(out)),
+                   encoder.k_proj.register_forward_hook(lambda _m, _i, out: direct.append(out))]
         pixels, mask = detector.pad([torch.rand(3, 64, 96)])
         with torch.no_grad(), captured_query_keys(detector) as captured:
             detector(pixels, mask)
-        first = next(m for m in detector.modules() if hasattr(m, "q_proj") and hasattr(m, "k_proj"))
-        assert names[first].endswith("encoder.layers.0.self_attn")
-        assert captured[0].query.shape[-2] == 2 * 3                  # 64×96 at stride 32: 2×3 tokens
+        for handle in handles:
+            handle.remove()
+        query, key = (t.view(1, 6, 4, 8).transpose(1, 2) for t in direct)      # B×H×n×d
+        assert torch.equal(captured[0].query, query) and torch.equal(captured[0].key, key)
+
+
+def test_hub_style_timm_backbone_gives_the_token_grid_and_an_attack_step():
+    """facebook/detr-resnet-50 and -101 use timm backbones (use_timm_backbone): a random timm ResNet-18 DETR, built
+    offline, runs through the same token grid, key cell and attack as the demo's transformers ResNet."""
+    from transformers import DetrConfig, DetrForObjectDetection
+
+    from pipeline.models.detr import Detector, new_processor
+
+    config = DetrConfig(use_timm_backbone=True, backbone="resnet18", use_pretrained_backbone=False, d_model=32,
+                        encoder_layers=1, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4,
+                        encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=5, num_labels=3)
+    torch.manual_seed(0)
+    detector = Detector(DetrForObjectDetection(config).eval(), new_processor("detr", 96, None))
+    inputs = [torch.rand(3, 96, 128, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    result = run_detr_attack(DetrPatchAttack(detector, 32, steps=2, objective="ce+kq"), inputs, [1, 2], (48, 48),
+                             batch_size=2, keep=1, label="timm")
+    assert result.stride == 32 and result.key_cell == (1, 1)              # 96×128 px: 3×4 tokens
+    assert result.maps_before[0].shape == (3, 4) and len(result.loss_curve) == 3
 
 
 def fixture_scenes() -> tuple[list[DetectionImage], dict]:
