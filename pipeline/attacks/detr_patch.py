@@ -42,9 +42,9 @@ def attention_to_key(layer: QueryKey, tokens: torch.Tensor, valid: torch.Tensor)
     return weights * valid
 
 
-def mean_attention_to_key(layer: QueryKey, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """B: the attention on the patch key, mean over heads and the image's queries."""
-    return attention_to_key(layer, tokens, valid).sum(-1) / valid.sum(-1)
+def image_mean(maps: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """B×n attention_to_key maps → B: the mean over each image's queries."""
+    return maps.sum(-1) / valid.sum(-1)
 
 
 @dataclass
@@ -53,7 +53,7 @@ class DetrPatchResult:
     patch: torch.Tensor              # B×3×s×s
     loss_curve: list[float]          # mean objective per iteration
     attention_curve: list[float]     # mean first-encoder-layer attention on the patch key per iteration
-    attention: torch.Tensor          # B: that attention with the final patch
+    attention_maps: torch.Tensor     # B×n: every query's attention on the patch key with the final patch
 
 
 class DetrPatchAttack:
@@ -99,9 +99,9 @@ class DetrPatchAttack:
                 patch.requires_grad_(t < self.steps)          # the last pass only measures the final patch
                 with torch.set_grad_enabled(t < self.steps):
                     value = self.objective(apply_patch(pixels, patch, corners, 1), pixel_mask, tokens, valid, captured)
-                attention = mean_attention_to_key(captured[0], tokens, valid).detach()
+                maps = attention_to_key(captured[0], tokens, valid).detach()
                 loss_curve.append(value.detach().mean())
-                attention_curve.append(attention.mean())
+                attention_curve.append(image_mean(maps, valid).mean())
                 if t == self.steps:
                     break
                 gradient, = torch.autograd.grad(value.sum(), patch)
@@ -109,4 +109,4 @@ class DetrPatchAttack:
                 patch = (patch.detach() + cosine_step(self.step_size, t, self.steps) * direction.sign()).clamp(0, 1)
         patch = patch.detach()
         return DetrPatchResult(apply_patch(pixels, patch, corners, 1), patch, torch.stack(loss_curve).tolist(),
-                               torch.stack(attention_curve).tolist(), attention)
+                               torch.stack(attention_curve).tolist(), maps)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from pipeline.attacks.detr_patch import DetrPatchAttack, attention_to_key
+from pipeline.attacks.detr_patch import DetrPatchAttack, attention_to_key, image_mean
 from pipeline.evaluation.curves import padded_mean
 from pipeline.models.detr import Detector, same_size_batches
 from pipeline.models.hf_attention import captured_query_keys
@@ -88,13 +88,13 @@ def run_detr_attack(attack: DetrPatchAttack, inputs: list[torch.Tensor], image_i
         clean_maps = attention_maps(detector, pixels, mask, tokens, valid)
         initial = torch.stack([initial_patch(size, seed, image_ids[i]) for i in batch]).to(pixels.device)
         result = attack(pixels, mask, torch.tensor([corner] * len(batch), device=pixels.device), tokens, valid, initial)
-        patched_maps = attention_maps(detector, result.patched, mask, tokens, valid)
+        clean_mean, patched_mean = image_mean(clean_maps, valid), image_mean(result.attention_maps, valid)
         for k, i in enumerate(batch):
             per_image["patched"][i] = result.patched[k, :, :inputs[i].shape[-2], :inputs[i].shape[-1]]
             per_image["patch"][i] = result.patch[k].cpu()
-            per_image["before"][i] = (clean_maps[k].sum() / valid[k].sum()).cpu()
-            per_image["after"][i] = result.attention[k].cpu()
-            per_image["maps"][i] = (clean_maps[k].view(grid.shape[1:]).cpu(), patched_maps[k].view(grid.shape[1:]).cpu())
+            per_image["before"][i], per_image["after"][i] = clean_mean[k].cpu(), patched_mean[k].cpu()
+            per_image["maps"][i] = (clean_maps[k].view(grid.shape[1:]).cpu(),
+                                    result.attention_maps[k].view(grid.shape[1:]).cpu())
         losses.append((result.loss_curve, len(batch)))
         attentions.append((result.attention_curve, len(batch)))
     kept = per_image["maps"][:keep]
