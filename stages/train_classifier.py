@@ -4,7 +4,7 @@ Writes `data/train_classifier/<name>/`: model.safetensors + config.json (rebuild
 metrics.json (last epoch), plots/ (dvclive curves per epoch), checkpoints/ (the weights of every
 `checkpoint_every`-th epoch and of the last) and resume/ (the last epoch's state; an interrupted run
 continues from it). Classifiers with the same clean warm-up share it through data/train_classifier/.warmups/
-(pipeline/train/shared_warmup.py).
+(pipeline/train/shared_warmup.py); a natural classifier is the warm-up of its adversarial twins.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pipeline.io.atomic import replace_folder, write_json
 from pipeline.models.checkpoint import save_classifier
 from pipeline.models.registry import build_classifier
 from pipeline.train.loop import FitSettings
+from pipeline.train.shared_warmup import warmup_length
 from pipeline.train.state import SNAPSHOTS, fingerprint, library_digest
 from stages.common import DATA, entry_args, log, pick_device
 from stages.training import fit_with_curves, training_data
@@ -47,13 +48,14 @@ def main() -> None:
 
     eps, step = entry.adversary.eps_255 / 255, entry.adversary.step_255 / 255
     step_fn = build_recipe(entry.recipe, model, RecipeSettings(eps, step, entry.adversary.steps, options=entry.options))
-    warmup_step = build_recipe("natural", model, RecipeSettings(eps, step, entry.adversary.steps)) if entry.warmup_epochs else None
+    warmup_epochs = warmup_length(entry.recipe, entry.epochs, entry.warmup_epochs)
+    warmup_step = build_recipe("natural", model, RecipeSettings(eps, step, entry.adversary.steps)) if warmup_epochs else None
     settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, params.seed, entry.mask, eps, step,
-                           entry.adversary.steps, entry.warmup_epochs, entry.checkpoint_every)
+                           entry.adversary.steps, warmup_epochs, entry.checkpoint_every)
     inputs = [library_digest(), Path(__file__).read_text(), params.seed, augment.model_dump(), *data.identity]
     identity = fingerprint(*inputs, entry.model_dump())
-    warmup_identity = fingerprint(*inputs, entry.model_dump(exclude=WARMUP_INDEPENDENT), device.type)
-    warmup_store = WARMUPS / warmup_identity[:20] if entry.warmup_epochs else None
+    warmup_key = {**entry.model_dump(exclude=WARMUP_INDEPENDENT), "warmup_epochs": warmup_epochs}
+    warmup_store = WARMUPS / fingerprint(*inputs, warmup_key, device.type)[:20] if warmup_epochs else None
     log.info("training %s: %s", name, entry.model_dump())
     history = fit_with_curves(out, model, step_fn, data, settings, identity, device, warmup_step=warmup_step,
                               warmup_store=warmup_store)

@@ -26,6 +26,7 @@ from pipeline.train.optim import build_optimizer, learning_rate, set_learning_ra
 from pipeline.train.state import ResumeState, clear_snapshots, epoch_seed, load_state, save_snapshot, save_state
 
 log = logging.getLogger(__name__)
+EVAL_BATCH = 256          # the per-epoch validation runs in eval mode, so its batch size changes no result, only speed
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,8 @@ def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_se
                             generator=torch.Generator().manual_seed(seed))
         epoch_step = warmup_step if epoch < settings.warmup_epochs else step
         metrics = {"epoch": epoch + 1, **train_epoch(model, epoch_step, loader, optimizer, settings, epoch, device),
-                   "val_accuracy": accuracy(model, val_set, settings.batch_size, device, settings.mask_mode),
-                   "val_pgd_accuracy": robust_accuracy(attack, val_subset, settings.batch_size, device, settings.mask_mode)}
+                   "val_accuracy": accuracy(model, val_set, EVAL_BATCH, device, settings.mask_mode),
+                   "val_pgd_accuracy": robust_accuracy(attack, val_subset, EVAL_BATCH, device, settings.mask_mode)}
         log.info("epoch %d/%d: %s", epoch + 1, settings.epochs,
                  ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "epoch"))
         state = ResumeState(epoch + 1, [*state.history, metrics], fingerprint)

@@ -15,6 +15,7 @@ from pipeline.defenses import RecipeSettings, build_recipe, recipe_names
 from pipeline.models.checkpoint import load_classifier, save_classifier
 from pipeline.models.registry import build_classifier
 from pipeline.train.loop import FitSettings, fit, phase_progress
+from pipeline.train.shared_warmup import warmup_length
 from tests.models import stripes
 
 CONFIG = {"model": {"arch": "small_cnn", "width": 4}, "num_classes": 4, "mean": [0.5] * 3, "std": [0.1] * 3,
@@ -117,6 +118,22 @@ def test_a_shared_warmup_gives_the_weights_of_training_it(splits, tmp_path):
               tensors_file)
     changed, _, _ = train(splits, tmp_path / "c", "madry", epochs=3, warmup_epochs=2, warmup_store=store)
     assert not same_weights(changed, reference)
+
+
+def test_a_natural_run_is_the_warmup_of_its_adversarial_twin(splits, tmp_path):
+    store = tmp_path / "warmup"
+    reference, reference_history, _ = train(splits, tmp_path / "ref", "madry", epochs=3, warmup_epochs=2, snapshot_every=1)
+    natural_epochs = warmup_length("natural", 2, 0)
+    natural, natural_history, _ = train(splits, tmp_path / "n", "natural", epochs=2, warmup_epochs=natural_epochs,
+                                        snapshot_every=1, warmup_store=store)
+    assert json.loads((store / "state.json").read_text())["epoch"] == 2          # the natural run filled the store
+    plain, plain_history, _ = train(splits, tmp_path / "p", "natural", epochs=2, snapshot_every=1)
+    assert natural_history == plain_history and same_weights(natural, plain)   # a warm-up-only run is the natural run
+    twin, history, _ = train(splits, tmp_path / "m", "madry", epochs=3, warmup_epochs=warmup_length("madry", 3, 2),
+                             snapshot_every=1, warmup_store=store)
+    assert history == reference_history and same_weights(twin, reference)
+    assert history[:2] == natural_history
+    assert list(snapshots(tmp_path / "m")) == list(snapshots(tmp_path / "ref"))
 
 
 def test_warmup_schedule_restarts_when_the_recipe_starts():
