@@ -14,7 +14,7 @@ import torch
 
 from pipeline.config import AttackClassifier, SuiteEntry
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
-from pipeline.evaluation.audit import run_audit
+from pipeline.evaluation.audit import AUDIT_PGD_STEPS, run_audit
 from pipeline.evaluation.figures import adversarial_grid
 from pipeline.evaluation.suite import Evaluation, SuiteRunner, accuracy_summary, eps_label, make_attack
 from pipeline.io.atomic import write_bytes, write_json, write_png
@@ -31,6 +31,15 @@ def suite_budgets(cfg: AttackClassifier) -> list[tuple[str, SuiteEntry, float]]:
         for eps in spec.eps if spec.eps is not None else [e / 255 for e in cfg.eps_255]:
             runs.append((name, spec, eps))
     return runs
+
+
+def planned_runs(cfg: AttackClassifier) -> list[tuple[SuiteEntry, float]]:
+    """Every (spec, ε) the suite, the curves and the audit ask for, so PGD-k / CW-k share their longest run."""
+    first = cfg.eps_255[0] / 255
+    return [*((spec, eps) for _, spec, eps in suite_budgets(cfg)),
+            *((SuiteEntry(attack="pgd", steps=cfg.curves.eps_steps), e / 255) for e in cfg.curves.eps_255),
+            *((SuiteEntry(attack="pgd", steps=steps), first) for steps in cfg.curves.steps),
+            *((SuiteEntry(attack="pgd", steps=steps), first) for steps in AUDIT_PGD_STEPS)]
 
 
 def curves(runner: SuiteRunner, cfg: AttackClassifier) -> tuple[bytes, bytes]:
@@ -71,7 +80,7 @@ def main() -> None:
     val = DATA / "prepare" / entry.dataset / "val"
     samples = SampleTensors(val, seeded_subset(len(PreparedDataset(val)), cfg.num_images, params.seed))
     evaluation = Evaluation(model, mask_mode, samples, cfg.batch_size, device, cfg.step_ratio, cfg.amp, params.seed)
-    runner = SuiteRunner(evaluation)
+    runner = SuiteRunner(evaluation, planned_runs(cfg))
 
     metrics: dict = {"num_images": len(samples), "clean": accuracy_summary(runner.clean_correct)}
     broken: dict[str, torch.Tensor] = {}

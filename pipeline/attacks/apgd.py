@@ -5,7 +5,7 @@ p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)) when, since the last chec
 than ρ = 0.75 of the steps, or neither η nor the best loss changed; after a halving the iterate restarts
 from the best point. Momentum α = 0.75: x_{k+1} = P(x_k + α(z_{k+1} − x_k) + (1 − α)(x_k − x_{k−1})),
 z_{k+1} = P(x_k + η·sign ∇f(x_k)). Every sample has its own η. Returns, per sample, the first
-misclassified iterate if there was one, else the best-loss iterate.
+misclassified iterate if there was one (the sample stops there), else the best-loss iterate.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from pipeline.attacks.base import Attack
+from pipeline.attacks.base import Attack, take
 from pipeline.attacks.losses import LOSSES
 
 MOMENTUM = 0.75
@@ -41,29 +41,34 @@ class APGD(Attack):
 
     def run(self, images: torch.Tensor, labels: torch.Tensor, model_mask: torch.Tensor | None,
             perturb_mask: torch.Tensor | None) -> torch.Tensor:
+        """Algorithm 1 per sample; a sample leaves the batch at its first misclassified iterate (what it returns
+        then: nothing later can change it), so later iterations cost only the samples still unbroken."""
         view = (-1, 1, 1, 1)
         eta = torch.full((len(images),), 2 * self.eps, device=images.device)
         x = self.project(images + self.eps * (2 * self.rand(*images.shape, device=images.device) - 1), images, perturb_mask)
         grad, loss, logits = self.input_gradient(x, labels, model_mask, self.loss_fn)
         found = logits.argmax(1) != labels
-        best_x, best_loss, adversarial = x.clone(), loss.clone(), x.clone()
-        x_prev = x
+        best_x, best_loss, adversarial, x_prev = x.clone(), loss.clone(), x.clone(), x.clone()
         x = self.project(x + eta.view(view) * grad.sign(), images, perturb_mask)
         rises = torch.zeros_like(loss)
         marks = checkpoints(self.steps)
         last_mark, eta_at_mark, best_at_mark = 0, eta.clone(), best_loss.clone()
         for k in range(1, self.steps):
-            grad_k, loss_k, logits_k = self.input_gradient(x, labels, model_mask, self.loss_fn)
-            fooled_k = logits_k.argmax(1) != labels
-            adversarial[fooled_k & ~found] = x[fooled_k & ~found]
-            found |= fooled_k
-            rises += (loss_k > loss).float()
-            improved = loss_k > best_loss
-            best_x[improved], best_loss[improved] = x[improved], loss_k[improved]
-            loss = loss_k
-            z = self.project(x + eta.view(view) * grad_k.sign(), images, perturb_mask)
-            x_next = self.project(x + MOMENTUM * (z - x) + (1 - MOMENTUM) * (x - x_prev), images, perturb_mask)
-            x_prev, x = x, x_next
+            live = (~found).nonzero()[:, 0]
+            if not len(live):
+                break
+            x_k, pmask = x[live], take(perturb_mask, live)
+            grad_k, loss_k, logits_k = self.input_gradient(x_k, labels[live], take(model_mask, live), self.loss_fn)
+            fooled = logits_k.argmax(1) != labels[live]
+            adversarial[live[fooled]] = x_k[fooled]
+            found[live[fooled]] = True
+            rises[live] += (loss_k > loss[live]).float()
+            improved = loss_k > best_loss[live]
+            best_x[live[improved]], best_loss[live[improved]] = x_k[improved], loss_k[improved]
+            loss[live] = loss_k
+            z = self.project(x_k + eta[live].view(view) * grad_k.sign(), images[live], pmask)
+            x_next = self.project(x_k + MOMENTUM * (z - x_k) + (1 - MOMENTUM) * (x_k - x_prev[live]), images[live], pmask)
+            x_prev[live], x[live] = x_k, x_next
             if k in marks:
                 stalled = (rises < RHO * (k - last_mark)) | ((eta == eta_at_mark) & (best_loss == best_at_mark))
                 eta_at_mark, best_at_mark = eta.clone(), best_loss.clone()
@@ -72,10 +77,13 @@ class APGD(Attack):
                 x_prev = torch.where(stalled.view(view), best_x, x_prev)
                 rises.zero_()
                 last_mark = k
-        with torch.no_grad():
-            logits = self.logits(x, model_mask)
-        fooled, loss = logits.argmax(1) != labels, self.loss_fn(logits, labels)
-        adversarial[fooled & ~found] = x[fooled & ~found]
-        found |= fooled
-        best_x[loss > best_loss] = x[loss > best_loss]
+        live = (~found).nonzero()[:, 0]
+        if len(live):
+            with torch.no_grad():
+                logits = self.logits(x[live], take(model_mask, live))
+            fooled, loss = logits.argmax(1) != labels[live], self.loss_fn(logits, labels[live])
+            adversarial[live[fooled]] = x[live[fooled]]
+            found[live[fooled]] = True
+            better = live[loss > best_loss[live]]
+            best_x[better] = x[better]
         return torch.where(found.view(view), adversarial, best_x)

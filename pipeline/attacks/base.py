@@ -25,10 +25,15 @@ Norm = Literal["linf", "l2"]
 
 @dataclass
 class AttackResult:
-    """Adversarial images (B×C×H×W in [0, 1]) and per-sample success (the model's label differs from y)."""
+    """Adversarial images (B×C×H×W in [0, 1]) and per-sample success (the model's label differs from y).
+
+    `first_success` (attacks that stop early, one restart): B long, the steps taken before the first
+    misclassified iterate (0: the clean image or the random start), −1 where the attack failed; None otherwise.
+    """
 
     adversarial: torch.Tensor
     success: torch.Tensor
+    first_success: torch.Tensor | None = None
 
 
 @contextmanager
@@ -74,6 +79,7 @@ class Attack:
     """
 
     norm: Norm = "linf"
+    stops_early = False     # a sample leaves the run at its first misclassified iterate (see `run`)
 
     def __init__(self, model: nn.Module, eps: float, *, restarts: int = 1, amp: bool = False,
                  skip_misclassified: bool = True, seed: int | None = 0, a3: AttentionTerm | None = None):
@@ -126,6 +132,8 @@ class Attack:
     # ------------------------------------------------------------------ the public call
     def run(self, images: torch.Tensor, labels: torch.Tensor, model_mask: torch.Tensor | None,
             perturb_mask: torch.Tensor | None) -> torch.Tensor:
+        """The adversarial images of the samples to attack. An attack with `stops_early` also sets
+        `self.stopped_at`: per sample, the step its iterate was frozen at, or its number of steps if never."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -133,6 +141,8 @@ class Attack:
                  perturb_mask: torch.Tensor | None = None) -> AttackResult:
         _check_inputs(images, labels, model_mask, perturb_mask)
         self.generator = None if self.seed is None else torch.Generator(images.device).manual_seed(self.seed)
+        reads_steps = self.stops_early and self.restarts == 1
+        stopped_at = torch.zeros_like(labels, dtype=torch.long) if reads_steps else None   # clean mistakes: 0
         with frozen_eval(self.model):
             adversarial = images.clone()
             todo = torch.ones_like(labels, dtype=torch.bool)
@@ -150,6 +160,8 @@ class Attack:
                 found = self.project(found, images[index], take(perturb_mask, index))
                 if self.restarts == 1:
                     adversarial[index] = found
+                    if stopped_at is not None:
+                        stopped_at[index] = self.stopped_at
                     break
                 found_margin = margin(self.logits(found, take(model_mask, index)), labels[index])
                 better = found_margin > worst_margin[index]
@@ -157,7 +169,8 @@ class Attack:
                 worst_margin[index[better]] = found_margin[better]
                 todo = worst_margin <= 0
             success = self.logits(adversarial, model_mask).argmax(1) != labels
-        return AttackResult(adversarial, success)
+        first_success = None if stopped_at is None else torch.where(success, stopped_at, -1)
+        return AttackResult(adversarial, success, first_success)
 
 
 def take(tensor: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:

@@ -23,7 +23,7 @@ class PGD(Attack):
             raise ValueError(f"steps must be ≥ 1, got {steps}")
         if norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
-        self.steps, self.norm, self.random_start, self.early_stop = steps, norm, random_start, early_stop
+        self.steps, self.norm, self.random_start, self.stops_early = steps, norm, random_start, early_stop
         self.step_size = eps / 4 if step_size is None else step_size
         self.loss_fn = LOSSES[loss]
 
@@ -50,7 +50,7 @@ class PGD(Attack):
             perturb_mask: torch.Tensor | None) -> torch.Tensor:
         adversarial = self.start(images, perturb_mask)
         self.begin(images, labels, model_mask)
-        if self.early_stop:
+        if self.stops_early:
             return self.run_early_stop(adversarial, images, labels, model_mask, perturb_mask)
         for _ in range(self.steps):
             grad, _, _ = self.input_gradient(adversarial, labels, model_mask, self.loss_fn)
@@ -60,14 +60,17 @@ class PGD(Attack):
 
     def run_early_stop(self, adversarial: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
                        model_mask: torch.Tensor | None, perturb_mask: torch.Tensor | None) -> torch.Tensor:
-        """The same iteration, but a sample leaves the batch at the first iterate the model misclassifies."""
+        """The same iteration, but a sample leaves the batch at the first iterate the model misclassifies; the step
+        of that iterate goes to `self.stopped_at`, so the first k steps of this run are PGD-k's whole run."""
         active = torch.arange(len(images), device=images.device)
-        for _ in range(self.steps):
+        self.stopped_at = torch.full((len(images),), self.steps, dtype=torch.long, device=images.device)
+        for step in range(self.steps):
             x, pmask = adversarial[active], take(perturb_mask, active)
             grad, _, logits = self.input_gradient(x, labels[active], take(model_mask, active), self.loss_fn, rows=active)
             alive = logits.argmax(1) == labels[active]
             moved = self.project(x + self.step_size * self.ascent_direction(grad, pmask), images[active], pmask)
             adversarial[active[alive]] = moved[alive]
+            self.stopped_at[active[~alive]] = step
             active = active[alive]
             if not len(active):
                 break

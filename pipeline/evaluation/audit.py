@@ -18,6 +18,8 @@ from pipeline.config import Audit, SuiteEntry
 from pipeline.evaluation.suite import SuiteRunner
 from pipeline.models.forward import model_logits
 
+AUDIT_PGD_STEPS = (20, 100)          # the converged-attack check: PGD-20 against PGD-100
+
 
 def check(value: float, limit: float) -> dict:
     return {"value": float(value), "limit": float(limit), "pass": bool(value <= limit)}
@@ -52,10 +54,9 @@ def robust(success: torch.Tensor) -> float:
 
 def run_audit(runner: SuiteRunner, cfg: Audit, eps: float, white_box: torch.Tensor, square: SuiteEntry) -> dict:
     """All five checks at the suite's first ε; `white_box` = per-sample success of any white-box attack there."""
-    pgd20 = runner.success(SuiteEntry(attack="pgd", steps=20), eps)
-    pgd100 = runner.success(SuiteEntry(attack="pgd", steps=100), eps)
+    pgd20, pgd100 = (runner.success(SuiteEntry(attack="pgd", steps=steps), eps) for steps in AUDIT_PGD_STEPS)
     blackbox_only = runner.success(square, eps) & ~white_box
-    large = runner.success(SuiteEntry(attack="pgd", steps=20), cfg.large_eps_255 / 255)
+    large = runner.success(SuiteEntry(attack="pgd", steps=AUDIT_PGD_STEPS[0]), cfg.large_eps_255 / 255)
     checks = {
         "zero_gradient_share": check(zero_gradient_share(runner), cfg.max_zero_gradient_share),
         "pgd20_pgd100_gap": check(robust(pgd20) - robust(pgd100), cfg.max_pgd20_pgd100_gap),

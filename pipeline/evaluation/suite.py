@@ -1,7 +1,9 @@
-"""Running attack suites: one attack spec at one ε over a sample set, memoised so curves and the audit reuse runs."""
+"""Running attack suites: one attack spec at one ε over a sample set, memoised so curves and the audit reuse runs
+(and PGD-k / CW-k read off one longest run)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +14,7 @@ from pipeline.attacks.base import Attack
 from pipeline.attacks.registry import build_attack
 from pipeline.config import SuiteEntry
 from pipeline.data.dataset import SampleTensors
-from pipeline.evaluation.accuracy import correct_flags, success_flags
+from pipeline.evaluation.accuracy import attack_outcomes, correct_flags, success_flags
 from pipeline.evaluation.intervals import wilson_interval
 
 ITERATIVE = ("pgd", "cw", "step_ll", "apgd_ce", "apgd_dlr")
@@ -62,16 +64,38 @@ def accuracy_summary(correct: torch.Tensor) -> dict:
     return {"accuracy": hits / n if n else 0.0, "ci95_low": low, "ci95_high": high, "n": n}
 
 
-class SuiteRunner:
-    """Per-sample success flags for (spec, ε), each computed once."""
+def prefix_family(spec: SuiteEntry, eps: float) -> tuple | None:
+    """The key under which PGD-k / CW-k runs share one longest run (early stop, one restart, k > 1: the step
+    size is step_ratio · ε for every k), or None for attacks that cannot be read off a longer run."""
+    if spec.attack not in ("pgd", "cw") or spec.restarts != 1 or (spec.steps or 1) == 1:
+        return None
+    return spec.model_dump_json(exclude={"eps", "steps"}), round(eps, 10)
 
-    def __init__(self, evaluation: Evaluation):
+
+class SuiteRunner:
+    """Per-sample success flags for (spec, ε), each computed once.
+
+    PGD-k and CW-k are read off the longest run of the same attack at that ε among the `planned` ones: the start
+    comes from the same seeded generator and the step size does not depend on k, so the first k steps of the
+    longest run are PGD-k's run, and early stop freezes a sample at its first misclassified iterate. PGD-k
+    succeeds exactly where the longest run first succeeds within k steps (PGD-10/20/40/100 cost one PGD-100).
+    """
+
+    def __init__(self, evaluation: Evaluation, planned: Iterable[tuple[SuiteEntry, float]] = ()):
         self.evaluation = evaluation
         self.clean_correct = correct_flags(evaluation.model, evaluation.samples, evaluation.batch_size,
                                            evaluation.device, evaluation.mask_mode, evaluation.amp)
         self._flags: dict[tuple, torch.Tensor] = {}
+        self._horizons: dict[tuple, int] = {}
+        for spec, eps in planned:
+            if (family := prefix_family(spec, eps)) is not None:
+                self._horizons[family] = max(self._horizons.get(family, 0), spec.steps)
+        self._first_success: dict[tuple, tuple[int, torch.Tensor]] = {}     # family -> (steps run, steps to success)
 
     def success(self, spec: SuiteEntry, eps: float, label: str | None = None) -> torch.Tensor:
+        family = prefix_family(spec, eps)
+        if family is not None:
+            return self._prefix_success(family, spec, eps, label)
         key = (spec.model_dump_json(exclude={"eps"}), round(eps, 10))
         if key not in self._flags:
             e = self.evaluation
@@ -79,3 +103,15 @@ class SuiteRunner:
             self._flags[key] = success_flags(attack, e.samples, e.batch_size, e.device, e.mask_mode,
                                              desc=label or f"{spec.attack} ε={eps:.4f}")
         return self._flags[key]
+
+    def _prefix_success(self, family: tuple, spec: SuiteEntry, eps: float, label: str | None) -> torch.Tensor:
+        steps_run, first_success = self._first_success.get(family, (0, None))
+        if steps_run < spec.steps:
+            e = self.evaluation
+            steps_run = max(spec.steps, self._horizons.get(family, 0))
+            longest = spec.model_copy(update={"steps": steps_run})
+            desc = f"{label or f'{spec.attack} ε={eps:.4f}'} (run for {steps_run} steps)"
+            _, first_success = attack_outcomes(make_attack(e, longest, eps), e.samples, e.batch_size, e.device,
+                                               e.mask_mode, desc)
+            self._first_success[family] = steps_run, first_success
+        return (first_success >= 0) & (first_success <= spec.steps)

@@ -118,6 +118,32 @@ def test_early_stop_keeps_the_first_misclassified_iterate(stripes_model, stripes
     assert early.success.float().mean() >= full.success.float().mean() - 0.02
 
 
+@pytest.mark.parametrize("loss", ["ce", "cw"])
+def test_the_first_k_steps_of_an_early_stopped_run_are_pgd_k(loss, stripes_model, stripes_data):
+    """PGD-k run on its own succeeds exactly where a longer run with the same start and step first succeeds
+    within k steps: what lets the suite read PGD-10/20/40 off one PGD-100 run."""
+    images, labels = stripes_data
+    eps, step = 2 / 255, 0.5 / 255                                 # small steps: successes spread over the steps
+    longest = PGD(stripes_model, eps, steps=12, step_size=step, loss=loss, early_stop=True)(images, labels)
+    first = longest.first_success
+    assert torch.equal(longest.success, first >= 0) and first.max() <= 12
+    assert len(set(first[first > 0].tolist())) >= 3                # the test sees several different horizons
+    for k in (2, 5, 9):
+        alone = PGD(stripes_model, eps, steps=k, step_size=step, loss=loss, early_stop=True)(images, labels)
+        assert torch.equal(alone.success, (first >= 0) & (first <= k)), k
+        assert torch.equal(alone.first_success, torch.where(first <= k, first, -1)), k
+
+
+def test_first_success_is_zero_for_clean_mistakes_and_absent_without_early_stop(stripes_model, stripes_data):
+    images, labels = stripes_data[0][:32], stripes_data[1][:32]
+    wrong = (labels + 1) % 4
+    result = PGD(stripes_model, EPS, steps=3, early_stop=True)(images, wrong)
+    clean_wrong = stripes_model(images).argmax(1) != wrong
+    assert clean_wrong.any() and (result.first_success[clean_wrong] == 0).all()
+    assert PGD(stripes_model, EPS, steps=3)(images, labels).first_success is None
+    assert PGD(stripes_model, EPS, steps=3, early_stop=True, restarts=2)(images, labels).first_success is None
+
+
 def test_naturally_trained_model_falls_to_zero_under_pgd(stripes_model, stripes_data):
     images, labels = stripes_data
     assert PGD(stripes_model, EPS, steps=20)(images, labels).success.float().mean() >= 0.98

@@ -83,3 +83,31 @@ def test_randomised_forward_is_flagged(audit_inputs):
             return model(x + 0.05 * torch.randn_like(x))
 
     assert not audit(Noisy(), samples)["forward_change"]["pass"]
+
+
+class Counting(nn.Module):
+    """Counts the images the model is run on (forward passes × batch)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model, self.images = model, 0
+
+    def forward(self, x):
+        self.images += len(x)
+        return self.model(x)
+
+
+def test_planned_pgd_and_cw_runs_are_read_off_the_longest_one(audit_inputs):
+    model, samples = audit_inputs
+    eps, specs = 3 / 255, [SuiteEntry(attack=a, steps=k) for a in ("pgd", "cw") for k in (2, 5, 10)]
+    separate = Counting(model)
+    alone = [SuiteRunner(Evaluation(separate, "none", samples, 64, torch.device("cpu"), 0.25, False, 0)).success(s, eps)
+             for s in specs]
+    shared = Counting(model)
+    runner = SuiteRunner(Evaluation(shared, "none", samples, 64, torch.device("cpu"), 0.25, False, 0),
+                         planned=[(s, eps) for s in specs])
+    read_off = [runner.success(s, eps) for s in specs]
+    for spec, flags, expected in zip(specs, read_off, alone):
+        assert torch.equal(flags, expected), spec
+    assert len({int(f.sum()) for f in alone[:3]}) > 1                  # PGD-2, -5, -10 differ: a real test
+    assert shared.images < 0.75 * separate.images                      # one 10-step run per attack, not 2 + 5 + 10
