@@ -93,25 +93,23 @@ class SuiteRunner:
         self._first_success: dict[tuple, tuple[int, torch.Tensor]] = {}     # family -> (steps run, steps to success)
 
     def success(self, spec: SuiteEntry, eps: float, label: str | None = None) -> torch.Tensor:
-        family = prefix_family(spec, eps)
+        family, desc = prefix_family(spec, eps), label or f"{spec.attack} ε={eps:.4f}"
         if family is not None:
-            return self._prefix_success(family, spec, eps, label)
+            return self._prefix_success(family, spec, eps, desc)
         key = (spec.model_dump_json(exclude={"eps"}), round(eps, 10))
         if key not in self._flags:
             e = self.evaluation
             attack = make_attack(e, spec, eps)
-            self._flags[key] = success_flags(attack, e.samples, e.batch_size, e.device, e.mask_mode,
-                                             desc=label or f"{spec.attack} ε={eps:.4f}")
+            self._flags[key] = success_flags(attack, e.samples, e.batch_size, e.device, e.mask_mode, desc)
         return self._flags[key]
 
-    def _prefix_success(self, family: tuple, spec: SuiteEntry, eps: float, label: str | None) -> torch.Tensor:
+    def _prefix_success(self, family: tuple, spec: SuiteEntry, eps: float, desc: str) -> torch.Tensor:
         steps_run, first_success = self._first_success.get(family, (0, None))
         if steps_run < spec.steps:
             e = self.evaluation
             steps_run = max(spec.steps, self._horizons.get(family, 0))
             longest = spec.model_copy(update={"steps": steps_run})
-            desc = f"{label or f'{spec.attack} ε={eps:.4f}'} (run for {steps_run} steps)"
             _, first_success = attack_outcomes(make_attack(e, longest, eps), e.samples, e.batch_size, e.device,
-                                               e.mask_mode, desc)
+                                               e.mask_mode, f"{desc} (run for {steps_run} steps)")
             self._first_success[family] = steps_run, first_success
         return (first_success >= 0) & (first_success <= spec.steps)
