@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import os
 import sys
 from pathlib import Path
@@ -14,16 +13,10 @@ import torch
 import yaml
 
 from pipeline.config import Classifier, Params, ParamsError, validate_params
+from stages.logs import log, setup_logging
 
 PARAMS_FILE = Path("params.yaml")
 DATA = Path("data")
-log = logging.getLogger("attnrobust")
-
-
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """Read and validate the params file; exit with the list of bad keys if it is invalid."""
     try:

@@ -1,5 +1,6 @@
 """`dvc repro` with configs/tiny.yaml in a scratch git repo, as a new user would run it."""
 
+import hashlib
 import json
 import re
 
@@ -34,7 +35,8 @@ def repo(tmp_path_factory):
 
 def test_first_repro_runs_every_stage(repo):
     folder, output = repo
-    assert ran(output) == DATA_STAGES | CLASSIFIER_STAGES | VIT_STAGES | DETR_STAGES | {"validate_params", "report"}
+    assert ran(output) == DATA_STAGES | CLASSIFIER_STAGES | VIT_STAGES | DETR_STAGES | {"code_deps", "validate_params",
+                                                                                        "report"}
     for path in ("data/prepare/coco_ic/val/masks.npy", "data/prepare/gtsrb/preview.png", "dvc.lock",
                  "data/train_classifier/coco_ic_madry_none/model.safetensors",
                  "data/attack_classifier/gtsrb_natural_foreground/metrics.json", "data/report/report.html"):
@@ -61,6 +63,18 @@ def test_second_repro_runs_nothing(repo):
     output = run(["dvc", "repro"], folder).stdout
     assert ran(output) == set()
     assert run(["dvc", "status"], folder).stdout.strip().startswith("Data and pipelines are up to date")
+
+
+def test_a_code_edit_reruns_only_the_stages_that_load_the_file(repo):
+    folder, _ = repo
+    with open(folder / "pipeline/report/patches.py", "a") as source:     # only the report loads it
+        source.write("# an edit\n")
+    assert "code_deps" in run(["dvc", "status"], folder).stdout
+    output = run(["dvc", "repro"], folder).stdout
+    assert ran(output) == {"code_deps", "report"}
+    edited = hashlib.md5((folder / "pipeline/report/patches.py").read_bytes()).hexdigest()
+    assert f"{edited}  pipeline/report/patches.py\n" in (folder / "data/code_deps/report.md5").read_text()
+    run(["git", "checkout", "--", "."], folder)
 
 
 def test_exp_run_of_a_patch_target_key_reruns_only_that_target(repo):

@@ -1,5 +1,6 @@
-"""Every pipeline/ and stages/ source a stage loads is one of its dvc.yaml deps (DVC reruns a stage only when a
-dep changes), and no stage depends on code it never loads, which would rerun it for nothing."""
+"""Each stage depends on its module's code manifest (DVC reruns a stage only when a dep changes), and the
+manifest lists exactly the pipeline/ and stages/ files the interpreter loads for that module: none missing, which
+would leave a stage stale after an edit, and none extra, which would rerun it for nothing."""
 
 from __future__ import annotations
 
@@ -11,14 +12,22 @@ import sys
 import pytest
 import yaml
 
+from pipeline.code_deps import entry_modules, loaded_modules, project_modules
 from tests.helpers import ROOT, project_env
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+MODULES = project_modules(ROOT, ("pipeline", "stages"))
+ENTRIES = [m for m in entry_modules(MODULES, "stages") if m != "stages.code_deps"]
+# Import the stage module as `python -m` would; then what the stage loads later by name: validate_params runs
+# every validator (which import recipes and objectives), a registry loads any of its members.
 LOADS = """
-import json, sys
+import importlib, json, pkgutil, sys
 from pathlib import Path
-import stages.{module}
+import {module}
 {extra}
+for name in [n for n in list(sys.modules) if n == "pipeline.defenses"]:
+    for member in pkgutil.iter_modules(sys.modules[name].__path__):
+        importlib.import_module(f"{{name}}.{{member.name}}")
 root = Path.cwd().resolve()
 paths = {{Path(m.__file__).resolve() for m in list(sys.modules.values()) if getattr(m, "__file__", None)}}
 print(json.dumps(sorted(str(p.relative_to(root)) for p in paths if p.is_relative_to(root / "pipeline")
@@ -26,40 +35,31 @@ print(json.dumps(sorted(str(p.relative_to(root)) for p in paths if p.is_relative
 """
 
 
-def loaded_sources(module: str) -> set[str]:
-    """The project files `python -m stages.<module>` has loaded once its imports (and, for validate_params, the
-    lazy imports of validation) are done; package __init__ files that hold only a docstring are left out."""
-    extra = "from stages.common import load_params; load_params()" if module == "validate_params" else ""
+def interpreter_loads(module: str) -> set[str]:
+    extra = "from stages.common import load_params; load_params()" if module == "stages.validate_params" else ""
     result = subprocess.run([sys.executable, "-c", LOADS.format(module=module, extra=extra)], cwd=ROOT,
                             env=project_env(), capture_output=True, text=True, check=True)
-    files = set(json.loads(result.stdout.strip().splitlines()[-1]))
-    return {f for f in files if not (f.endswith("__init__.py") and len((ROOT / f).read_text().splitlines()) <= 1)}
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def dep_paths(stage: dict) -> list[str]:
-    """The stage's code deps; for a `foreach` over a literal list or mapping, those of every item together
-    (a stage module may import code that only some items run, e.g. both synthetic generators)."""
-    spec = stage.get("do", stage)
-    deps = [d for d in spec["deps"] if d.startswith(("pipeline", "stages"))]
-    items = stage.get("foreach")
-    if not isinstance(items, (list, dict)):
-        return deps
-    resolved = []
-    for key, item in (items.items() if isinstance(items, dict) else zip(items, items)):
-        for dep in deps:
-            dep = dep.replace("${key}", str(key))
-            for field, value in (item.items() if isinstance(item, dict) else [("", item)]):
-                dep = dep.replace("${item." + field + "}" if field else "${item}", str(value))
-            resolved.append(dep)
-    return resolved
+@pytest.mark.parametrize("module", ENTRIES)
+def test_the_manifest_lists_exactly_what_the_interpreter_loads(module):
+    lazy = module == "stages.validate_params"
+    listed = {str(MODULES[m].relative_to(ROOT)) for m in loaded_modules(module, MODULES, lazy=lazy)}
+    loaded = interpreter_loads(module)
+    assert not loaded - listed, f"{module}: the manifest misses {sorted(loaded - listed)}"
+    assert not listed - loaded, f"{module}: the manifest lists code the stage never loads: {sorted(listed - loaded)}"
 
 
-@pytest.mark.parametrize("stage", sorted(STAGES))
-def test_stage_deps_cover_the_code_it_loads(stage):
-    module = re.search(r"python -m stages\.(\w+)", STAGES[stage].get("do", STAGES[stage])["cmd"]).group(1)
-    deps = dep_paths(STAGES[stage])
-    loaded = loaded_sources(module)
-    uncovered = [f for f in loaded if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps)]
-    assert not uncovered, f"{stage}: dvc.yaml deps miss {uncovered}"
-    unused = [d for d in set(deps) if not any(f == d or f.startswith(d.rstrip("/") + "/") for f in loaded)]
-    assert not unused, f"{stage}: dvc.yaml deps list code the stage never loads: {unused}"
+@pytest.mark.parametrize("stage", sorted(set(STAGES) - {"code_deps"}))
+def test_every_stage_depends_on_its_manifest_and_on_no_source_file(stage):
+    spec = STAGES[stage].get("do", STAGES[stage])
+    module = re.search(r"python -m stages\.(\w+)", spec["cmd"]).group(1)
+    assert f"data/code_deps/{module}.md5" in spec["deps"]
+    assert not [d for d in spec["deps"] if d.startswith(("pipeline", "stages"))]
+
+
+def test_the_manifests_are_rebuilt_from_every_source():
+    assert set(STAGES["code_deps"]["deps"]) == {"pipeline", "stages"}
+    assert {d.split(".")[1] for d in ENTRIES} == {
+        re.search(r"python -m stages\.(\w+)", s.get("do", s)["cmd"]).group(1) for s in STAGES.values()} - {"code_deps"}
