@@ -80,8 +80,8 @@ def direct_imports(name: str, modules: dict[str, Path], lazy: bool = False) -> s
             continue
         base = node.module or ""
         if node.level:
-            anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-            base = ".".join([*anchor, *([base] if base else [])])
+            parts = package.split(".")
+            base = ".".join([*parts[:len(parts) - node.level + 1], *([base] if base else [])])
         found.update(_prefixes(base))
         found.update(f"{base}.{alias.name}" for alias in node.names)
     if _calls_import_module(tree):

@@ -25,8 +25,8 @@ def main() -> None:
     root = Path.cwd()
     modules = project_modules(root, PACKAGES)
     for entry in entry_modules(modules, "stages"):
-        if entry == __spec__.name:
-            continue
+        if modules[entry].resolve() == Path(__file__).resolve():
+            continue                        # this stage depends on the source folders themselves
         files = [modules[m] for m in loaded_modules(entry, modules, lazy=entry == RUNS_EVERY_VALIDATOR)]
         write_bytes(OUTPUT / f"{entry.rpartition('.')[2]}.md5", manifest(root, files).encode())
         log.info("%s: %d files", entry, len(files))

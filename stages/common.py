@@ -17,6 +17,8 @@ from stages.logs import log, setup_logging
 
 PARAMS_FILE = Path("params.yaml")
 DATA = Path("data")
+
+
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """Read and validate the params file; exit with the list of bad keys if it is invalid."""
     try:
