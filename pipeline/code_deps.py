@@ -98,14 +98,19 @@ def entry_modules(modules: dict[str, Path], package: str) -> list[str]:
     return sorted(m for m, path in modules.items() if m.startswith(package + ".") and runs_as_main(path))
 
 
-def loaded_modules(entry: str, modules: dict[str, Path], lazy: bool = False) -> set[str]:
+def import_graph(modules: dict[str, Path], lazy: bool = False) -> dict[str, set[str]]:
+    """Every module's direct imports, each source parsed once (see the module docstring for `lazy`)."""
+    return {name: direct_imports(name, modules, lazy) for name in modules}
+
+
+def loaded_modules(entry: str, graph: dict[str, set[str]]) -> set[str]:
     """Every project module `python -m <entry>` loads: the entry, its packages and their imports, transitively."""
-    loaded, todo = set(), [p for p in _prefixes(entry) if p in modules]
+    loaded, todo = set(), [p for p in _prefixes(entry) if p in graph]
     while todo:
         name = todo.pop()
         if name not in loaded:
             loaded.add(name)
-            todo.extend(direct_imports(name, modules, lazy) - loaded)
+            todo.extend(graph[name] - loaded)
     return loaded
 
 

@@ -49,9 +49,10 @@ def main() -> None:
     eps, step = entry.adversary.eps_255 / 255, entry.adversary.step_255 / 255
     step_fn = build_recipe(entry.recipe, model, RecipeSettings(eps, step, entry.adversary.steps, options=entry.options))
     warmup_epochs = warmup_length(entry.recipe, entry.epochs, entry.warmup_epochs)
-    clean_step = step_fn if entry.recipe == "natural" else build_recipe(
-        "natural", model, RecipeSettings(eps, step, entry.adversary.steps))
-    warmup_step = clean_step if warmup_epochs else None
+    warmup_step = None
+    if warmup_epochs:     # clean epochs: a natural entry's own step, else a natural step built for them
+        warmup_step = step_fn if entry.recipe == "natural" else build_recipe(
+            "natural", model, RecipeSettings(eps, step, entry.adversary.steps))
     settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, params.seed, entry.mask, eps, step,
                            entry.adversary.steps, warmup_epochs, entry.checkpoint_every)
     inputs = [library_digest(), Path(__file__).read_text(), params.seed, augment.model_dump(), *data.identity]

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from pipeline.code_deps import entry_modules, loaded_modules, manifest, project_modules
+from pipeline.code_deps import entry_modules, import_graph, loaded_modules, manifest, project_modules
 
 TREE = {
     "pkg/__init__.py": "",
@@ -49,22 +49,22 @@ def test_modules_are_named_as_python_imports_them(tree):
 
 def test_absolute_relative_and_package_imports_are_followed(tree):
     _, modules = tree
-    assert loaded_modules("app.main", modules) == {"app", "app.main", "pkg", "pkg.a", "pkg.b", "pkg.sub",
-                                                   "pkg.sub.c", "pkg.sub.d"}
-    assert loaded_modules("app.main", modules, lazy=True) == loaded_modules("app.main", modules) | {"pkg.deferred"}
+    eager = loaded_modules("app.main", import_graph(modules))
+    assert eager == {"app", "app.main", "pkg", "pkg.a", "pkg.b", "pkg.sub", "pkg.sub.c", "pkg.sub.d"}
+    assert loaded_modules("app.main", import_graph(modules, lazy=True)) == eager | {"pkg.deferred"}
 
 
 def test_a_registry_loads_its_package_and_type_only_imports_never_run(tree):
     _, modules = tree
-    assert loaded_modules("app.registry_user", modules) == {"app", "app.registry_user", "pkg", "pkg.uses_reg",
-                                                            "pkg.reg", "pkg.reg.one", "pkg.reg.two"}
+    assert loaded_modules("app.registry_user", import_graph(modules)) == {
+        "app", "app.registry_user", "pkg", "pkg.uses_reg", "pkg.reg", "pkg.reg.one", "pkg.reg.two"}
 
 
 @pytest.mark.skipif(shutil.which("md5sum") is None, reason="needs coreutils md5sum")
 def test_the_manifest_is_what_md5sum_checks_and_changes_only_with_a_loaded_file(tree):
     root, modules = tree
     def manifest_of(entry):
-        return manifest(root, [modules[m] for m in loaded_modules(entry, modules)])
+        return manifest(root, [modules[m] for m in loaded_modules(entry, import_graph(modules))])
     text = manifest_of("app.main")
     assert text.splitlines()[0] == f"{hashlib.md5(b'').hexdigest()}  app/__init__.py"
     (root / "main.md5").write_text(text)
