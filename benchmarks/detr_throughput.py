@@ -44,7 +44,7 @@ def main() -> None:
     results = {"machine": machine(dev), "cases": {}}
     for name, (config, (height, width), batch, amp, steps) in cases(dev).items():
         torch.manual_seed(0)
-        detector = detector_from_config(config, [str(i) for i in range(80)], height, None).to(dev).eval()
+        detector = detector_from_config(config, [str(i) for i in range(80)], {"shortest_edge": height}).to(dev).eval()
         pixels, mask = detector.pad([torch.rand(3, height, width, device=dev) for _ in range(batch)])
         grid = detector.token_grid(pixels, mask)
         corners = torch.full((batch, 2), 48, device=dev)

@@ -19,7 +19,7 @@ GTSRB_ARCHIVES = (
     "GTSRB_Final_Test_Images.zip",
     "GTSRB_Final_Test_GT.zip",
 )
-DOWNLOAD_DATASETS = ("coco", "gtsrb")
+DOWNLOAD_DATASETS = ("coco", "gtsrb", "scenes")
 PREPARED_DATASETS = ("coco_ic", "gtsrb")
 
 _CHECKSUM = re.compile(r"^(md5:[0-9a-f]{32}|sha256:[0-9a-f]{64})$")
@@ -61,8 +61,22 @@ class RemoteFile(Strict):
         return value
 
 
+class FloatRange(Strict):
+    """An inclusive range of shares, written `{min: a, max: b}` in YAML."""
+
+    min: float = Field(ge=0, le=1)
+    max: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
 class SyntheticCoco(Strict):
-    """Sizes of the generated COCO 2017 look-alike (same archive names, layout and JSON schema)."""
+    """Sizes of the generated COCO 2017 look-alike (same archive names, layout and JSON schema): the COCO-IC source
+    (`download.coco`) and the demo's detection scenes (`download.scenes`) come from the same generator."""
 
     train_images: int = Field(ge=1)
     val_images: int = Field(ge=1)
@@ -70,6 +84,11 @@ class SyntheticCoco(Strict):
     objects_per_image: IntRange
     grayscale_share: float = Field(ge=0, le=1)
     crowd_share: float = Field(ge=0, le=1)
+    categories: list[str] | None                   # null: all 12, at COCO-like frequencies;
+                                                   # a list: those, at equal frequencies
+    object_side: FloatRange                        # object side as a share of the image's shorter side
+    max_box_iou: float = Field(ge=0, le=1)         # placement: an object's box overlaps no earlier one more than this
+    clutter: IntRange                              # distractor shapes on the background
 
 
 class SyntheticGtsrb(Strict):
@@ -107,12 +126,19 @@ class GtsrbDownload(ArchiveSet):
     synthetic: SyntheticGtsrb
 
 
+class ScenesDownload(Strict):
+    """The demo detector's COCO-format scenes: generated whatever `download.source` says (no official archives)."""
+
+    synthetic: SyntheticCoco
+
+
 class Download(Strict):
     source: Literal["synthetic", "official"]
     retries: int = Field(ge=0)
     timeout_s: float = Field(gt=0)
     coco: CocoDownload
     gtsrb: GtsrbDownload
+    scenes: ScenesDownload
 
 
 # ------------------------------------------------------------------------------------ prepare
@@ -398,14 +424,26 @@ class AttackVit(Strict):
 
 
 # -------------------------------------------------------------------------- train_detr / attack_detr
-DETR_FAMILIES = ("detr", "conditional_detr")
+DETR_FAMILIES = ("detr", "conditional_detr", "rt_detr")
 
 
 class DetrImageSize(Strict):
-    """DetrImageProcessor's resize: the shortest side to `shortest_edge`, the longest at most `longest_edge`."""
+    """The image processor's resize: DETR's (the shortest side to `shortest_edge`, the longest at most
+    `longest_edge`) or RT-DETR's (every image to `height` × `width`)."""
 
-    shortest_edge: int = Field(ge=32, le=2048)
+    shortest_edge: int | None = Field(default=None, ge=32, le=2048)
     longest_edge: int | None = Field(default=None, ge=32, le=4096)
+    height: int | None = Field(default=None, ge=32, le=2048)
+    width: int | None = Field(default=None, ge=32, le=2048)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "DetrImageSize":
+        fixed = self.height is not None and self.width is not None
+        if fixed == (self.shortest_edge is not None) or (fixed and self.longest_edge is not None) or \
+                (self.height is None) != (self.width is None):
+            raise ValueError("give `shortest_edge` (and optionally `longest_edge`: DETR, Conditional DETR) or "
+                             "`height` and `width` (RT-DETR), not both")
+        return self
 
 
 class DetrSubsets(Strict):
@@ -414,11 +452,13 @@ class DetrSubsets(Strict):
 
 
 class DetrModel(Strict):
-    """One `train_detr@<name>` entry: a DETR-family detector on `data/download/coco` (methods.md P4). `init:
-    pretrained` loads `pretrained` (a hub id such as facebook/detr-resnet-50, or a local folder; epochs 0 uses it as
-    it is); `init: config` builds `config` (`model_type` detr | conditional_detr, a `backbone` of ResNetConfig keys,
-    and DetrConfig / ConditionalDetrConfig keys) at `image_size` and trains it from scratch."""
+    """One `train_detr@<name>` entry: a DETR-family detector on `data/download/<dataset>` (methods.md P4): `coco`
+    (COCO 2017, official or synthetic) or `scenes` (the demo's generated detection scenes). `init: pretrained` loads
+    `pretrained` (a hub id such as facebook/detr-resnet-50, or a local folder; epochs 0 uses it as it is); `init:
+    config` builds `config` (`model_type` detr | conditional_detr | rt_detr, a `backbone` of ResNetConfig (RT-DETR:
+    RTDetrResNetConfig) keys, and the family's config keys) at `image_size` and trains it from scratch."""
 
+    dataset: Literal["coco", "scenes"]
     init: Literal["pretrained", "config"]
     pretrained: str | None = None
     config: dict[str, Any] | None = None
@@ -426,6 +466,7 @@ class DetrModel(Strict):
     epochs: int = Field(ge=0)
     batch_size: int = Field(ge=1)
     optimiser: Optimiser
+    warmup_steps: int = Field(ge=0)                # linear learning-rate warm-up before the schedule
     clip_norm: float = Field(ge=0)                 # gradient clipping (DETR: 0.1); 0 disables
     hflip: float = Field(ge=0, le=1)               # horizontal-flip probability
     eval_every: int = Field(ge=1)                  # validation mAP every n epochs (and after the last)
@@ -434,8 +475,12 @@ class DetrModel(Strict):
     @model_validator(mode="after")
     def _init_keys(self) -> "DetrModel":
         check_init(self, DETR_FAMILIES)
-        if self.init == "config" and not isinstance(self.config.get("backbone"), dict):
-            raise ValueError("config.backbone must be a mapping of ResNetConfig keys")
+        if self.init == "config":
+            if not isinstance(self.config.get("backbone"), dict):
+                raise ValueError("config.backbone must be a mapping of ResNetConfig keys")
+            if (self.config["model_type"] == "rt_detr") != (self.image_size.height is not None):
+                raise ValueError("image_size: `height` and `width` for rt_detr (its processor resizes to a fixed "
+                                 "size), `shortest_edge` for detr and conditional_detr")
         return self
 
 
@@ -449,13 +494,20 @@ class AttackDetr(Strict):
     step_size_255: float = Field(gt=0, le=255)     # α_0
     optimiser: Literal["plain", "momentum"]
     momentum: float = Field(gt=0, lt=1)            # β of the momentum optimiser
-    objectives: list[Literal["ce", "ce+kq", "kq"]] = Field(min_length=1)
+    objectives: list[Literal["random", "ce", "ce+kq", "kq"]] = Field(min_length=1)   # random: the U[0, 1] start
+    map_at_steps: list[Annotated[int, Field(ge=0)]]   # mAP of the patch at these iterations too (mAP vs steps)
     attention_weight: float = Field(ge=0)          # λ
     normalise: bool                                # the L1,2 normalisation of the projections
     patch_px: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)   # sides in working-size px (seed: 64, 56, 48)
     centre: list[int] = Field(min_length=2, max_length=2)   # (row, col) of the patch centre (seed: 80, 80)
     amp: bool
     grid_images: int = Field(ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _snapshots_within_steps(self) -> "AttackDetr":
+        if any(step > self.steps for step in self.map_at_steps):
+            raise ValueError(f"map_at_steps {self.map_at_steps}: every step must be at most steps ({self.steps})")
+        return self
 
 
 # -------------------------------------------------------------------------- report

@@ -1,9 +1,10 @@
-"""Stage `download@<coco|gtsrb>`: the official archives, fetched or generated, under their official names.
+"""Stage `download@<coco|gtsrb|scenes>`: the official archives, fetched or generated, under their official names.
 
 `download.source: official` fetches each `download.<ds>.files` entry (resumable, verified); archives
 already in place (downloaded before, or put there by hand) are verified and kept. `synthetic` writes
 look-alike archives with the same names, layout and formats. `source.json` records which is which, so
-switching source never mixes the two.
+switching source never mixes the two. `scenes` (the demo detector's COCO-format detection scenes) has no official
+archives: it is generated under either source.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.config import DOWNLOAD_DATASETS, Params
+from pipeline.config import COCO_ARCHIVES, DOWNLOAD_DATASETS, Params
 from pipeline.data.synthetic_coco import write_synthetic_coco
 from pipeline.data.synthetic_gtsrb import write_synthetic_gtsrb
 from pipeline.io.atomic import write_json
@@ -43,16 +44,17 @@ def fetch_official(dataset: str, folder: Path, params: Params) -> dict:
 
 def generate_synthetic(dataset: str, folder: Path, params: Params) -> dict:
     cfg = getattr(params.download, dataset)
-    writer = {"coco": write_synthetic_coco, "gtsrb": write_synthetic_gtsrb}[dataset]
+    writer = {"coco": write_synthetic_coco, "gtsrb": write_synthetic_gtsrb, "scenes": write_synthetic_coco}[dataset]
     writer(folder, cfg.synthetic, params.seed)
-    return {name: {"source": "synthetic"} for name in cfg.files}
+    return {name: {"source": "synthetic"} for name in (COCO_ARCHIVES if dataset == "scenes" else cfg.files)}
 
 
 def main() -> None:
     args, params = stage_args(__doc__.splitlines()[0], DOWNLOAD_DATASETS)
     folder = DATA / "download" / args.item
     folder.mkdir(parents=True, exist_ok=True)
-    make = fetch_official if params.download.source == "official" else generate_synthetic
+    official = params.download.source == "official" and args.item != "scenes"
+    make = fetch_official if official else generate_synthetic
     write_json(folder / SOURCE_RECORD, make(args.item, folder, params))
 
 

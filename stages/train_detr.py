@@ -3,10 +3,11 @@
 
 `init: pretrained` loads a hub checkpoint (facebook/detr-resnet-50, -101) or local folder, used as it is with epochs
 0, else fine-tuned; `init: config` builds a small DETR / Conditional DETR and trains it from scratch on the COCO
-archives of `data/download/coco`. Model labels map to the annotation file's categories by name.
+archives of `data/download/<dataset>` (`coco`, or the demo's `scenes`). Model labels map to the annotation file's categories by name.
 
 Writes `data/train_detr/<name>/`: model/ (a `save_pretrained` folder with the image processor), metrics.json (the
-12 COCOeval numbers on the validation split, and the epochs trained), plots/ (dvclive curves) and resume/.
+12 COCOeval numbers on the validation split, and the epochs trained), plots/ (dvclive curves, and map_minutes.csv:
+the validation mAP at each evaluation against the training minutes so far) and resume/.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from pipeline.config import DetrModel, Params
 from pipeline.data.coco_detection import DetectionSplit, label_map, load_detection_split, training_targets
 from pipeline.evaluation.coco_map import coco_map
 from pipeline.evaluation.detection import predict
-from pipeline.io.atomic import write_json
+from pipeline.io.atomic import write_bytes, write_json
 from pipeline.models.detr import Detector, detector_from_config, detector_from_pretrained, save_detector
+from pipeline.report.tables import csv_bytes
 from pipeline.train.detection import DetectorFitSettings, fit_detector
 from pipeline.train.state import fingerprint, library_digest
 from stages.common import DATA, entry_args, log, pick_device
 from stages.live import epoch_logger
 
-COCO = DATA / "download" / "coco"
 EVAL_CHUNK = 256
 
 
@@ -40,13 +41,12 @@ def initial_detector(entry: DetrModel, train: DetectionSplit, seed: int) -> Dete
     used = {int(c) for image in train.images for c in image.category_ids}
     class_names = [c["name"] for c in sorted(train.instances["categories"], key=lambda c: c["id"]) if c["id"] in used]
     torch.manual_seed(seed)
-    return detector_from_config(entry.config, class_names, entry.image_size.shortest_edge,
-                                entry.image_size.longest_edge)
+    return detector_from_config(entry.config, class_names, entry.image_size.model_dump(exclude_none=True))
 
 
 def load_split(entry: DetrModel, split: str, params: Params) -> DetectionSplit:
-    return load_detection_split(COCO, split, getattr(entry.max_images, split), params.seed,
-                                params.prepare.max_corrupt_share)
+    return load_detection_split(DATA / "download" / entry.dataset, split, getattr(entry.max_images, split),
+                                params.seed, params.prepare.max_corrupt_share)
 
 
 def main() -> None:
@@ -59,10 +59,10 @@ def main() -> None:
     try:
         category_of_label = label_map(detector.class_names, val.instances["categories"])
     except ValueError as exc:
-        sys.exit(f"{COCO / 'annotations_trainval2017.zip'}: {exc}")
-    log.info("%s: %s, %.2fM parameters, %d of %d labels mapped to COCO categories, working size %s/%s", name,
+        sys.exit(f"{DATA / 'download' / entry.dataset / 'annotations_trainval2017.zip'}: {exc}")
+    log.info("%s: %s, %.2fM parameters, %d of %d labels mapped to COCO categories, resize %s", name,
              detector.family, sum(p.numel() for p in detector.parameters()) / 1e6, len(category_of_label),
-             len(detector.class_names), detector.shortest, detector.longest)
+             len(detector.class_names), detector.size)
 
     def evaluate() -> dict:
         """The 12 COCOeval numbers on the val split, resized EVAL_CHUNK images at a time (5000 at 800 px would not
@@ -81,9 +81,10 @@ def main() -> None:
         inputs = [detector.resize(image.as_float().to(device)) for image in train.images]
         targets = [training_targets(image, label_of_category) for image in train.images]
         settings = DetectorFitSettings(entry.epochs, entry.batch_size, entry.optimiser, params.seed, entry.clip_norm,
-                                       entry.hflip, entry.eval_every)
+                                       entry.hflip, entry.eval_every, entry.warmup_steps)
         identity = fingerprint(library_digest(), Path(__file__).read_text(), params.seed, entry.model_dump(),
-                               (COCO / "source.json").read_text(), [i.image_id for i in train.images])
+                               (DATA / "download" / entry.dataset / "source.json").read_text(),
+                               [i.image_id for i in train.images])
         live = Live(str(out), dvcyaml=False, save_dvc_exp=False)
         history = fit_detector(detector, inputs, targets, evaluate, settings, out / "resume", identity, device,
                                epoch_logger(live))
@@ -92,6 +93,9 @@ def main() -> None:
     metrics = {"epochs": entry.epochs, "val_images": len(val.images), **(history[-1] if history else evaluate())}
     save_detector(out / "model", detector)
     write_json(out / "metrics.json", metrics)
+    write_bytes(out / "plots" / "map_minutes.csv", csv_bytes(
+        ["epoch", "train_minutes", "val_AP", "val_AP50"],
+        [[h["epoch"], h["train_minutes"], h["val_AP"], h["val_AP50"]] for h in history if "val_AP" in h]))
     log.info("%s: val AP %.4f, AP50 %.4f after %d epochs", name, metrics["val_AP"], metrics["val_AP50"], entry.epochs)
 
 

@@ -4,10 +4,12 @@ Threat model: one square patch per image overwrites a fixed pixel box of the wor
 48 px centred at pixel (80, 80) of an 800-px image); p_0 ~ U[0, 1]; white box. The update is attacks/patch.py's
 (sign-PGD with the cosine step α_t, or momentum), for N iterations (paper: 1000) without early stop: mAP has no
 per-image success. Objective, maximised, summed over images:
+  random the U[0, 1] start itself, never optimised: the control a patch of that size gives for free;
   ce     the no-object log-likelihood of every decoder query of the last decoder layer, mean over queries
          (DETR: −CE(·, ∅); Conditional DETR: every sigmoid class off), i.e. the output loss targeted to ∅;
-  kq     L_kq^(1): every query's pre-softmax score B_{j,i*} for the patch key i* in the FIRST encoder layer
-         (q = k = src + pos), mean over the image's tokens, hard max over heads;
+  kq     L_kq^(1): every query's pre-softmax score B_{j,i*} for the patch key i* in the detector's first
+         self-attention over image tokens (`Detector.attention`: DETR's first encoder layer, RT-DETR's AIFI layer;
+         q = k = src + pos), mean over the image's tokens, hard max over heads;
   ce+kq  ce + λ·kq.
 """
 
@@ -23,7 +25,7 @@ from pipeline.attacks.patch import apply_patch, ascent_direction, cosine_step, p
 from pipeline.models.detr import Detector
 from pipeline.models.hf_attention import QueryKey, captured_query_keys, key_query_scores
 
-DETR_OBJECTIVES = ("ce", "ce+kq", "kq")
+DETR_OBJECTIVES = ("random", "ce", "ce+kq", "kq")
 
 
 def check_detr_objective(objective: str) -> str:
@@ -54,17 +56,22 @@ class DetrPatchResult:
     loss_curve: list[float]          # mean objective per iteration
     attention_curve: list[float]     # mean first-encoder-layer attention on the patch key per iteration
     attention_maps: torch.Tensor     # B×n: every query's attention on the patch key with the final patch
+    snapshots: dict[int, torch.Tensor]   # iteration t → B×3×s×s, the patch after t updates (`snapshot_steps`)
 
 
 class DetrPatchAttack:
-    """The Attention-Fool detection attack; `objective` = ce | ce+kq | kq."""
+    """The Attention-Fool detection attack; `objective` = random | ce | ce+kq | kq; the patch after t updates is kept
+    for every t of `snapshot_steps` (mAP against steps)."""
 
     def __init__(self, detector: Detector, patch_size: int, steps: int = 1000, objective: str = "ce+kq",
                  step_size: float = 8 / 255, momentum: float | None = None, attention_weight: float = 1.0,
-                 normalise: bool = True, amp: bool = False, seed: int = 0):
-        self.detector, self.patch_size, self.steps = detector, patch_size, steps
-        self.use_ce, attention = parse_objective(check_detr_objective(objective))
+                 normalise: bool = True, amp: bool = False, seed: int = 0, snapshot_steps: tuple[int, ...] = ()):
+        self.detector, self.patch_size = detector, patch_size
+        optimised = check_detr_objective(objective) != "random"
+        self.steps = steps if optimised else 0
+        self.use_ce, attention = parse_objective(objective) if optimised else (False, None)
         self.use_kq = attention is not None
+        self.snapshot_steps = {min(t, self.steps) for t in snapshot_steps}
         self.step_size, self.momentum, self.attention_weight = step_size, momentum, attention_weight
         self.normalise, self.amp, self.seed = normalise, amp, seed
 
@@ -94,8 +101,11 @@ class DetrPatchAttack:
     def _run(self, pixels, pixel_mask, corners, tokens, valid, patch) -> DetrPatchResult:
         velocity = torch.zeros_like(patch)
         loss_curve, attention_curve = [], []                # per-iteration means, kept on the device until the end
-        with captured_query_keys(self.detector) as captured:
+        snapshots = {}
+        with captured_query_keys(self.detector, [self.detector.attention]) as captured:
             for t in range(self.steps + 1):
+                if t in self.snapshot_steps:
+                    snapshots[t] = patch.detach().clone()
                 patch.requires_grad_(t < self.steps)          # the last pass only measures the final patch
                 with torch.set_grad_enabled(t < self.steps):
                     value = self.objective(apply_patch(pixels, patch, corners, 1), pixel_mask, tokens, valid, captured)
@@ -109,4 +119,4 @@ class DetrPatchAttack:
                 patch = (patch.detach() + cosine_step(self.step_size, t, self.steps) * direction.sign()).clamp(0, 1)
         patch = patch.detach()
         return DetrPatchResult(apply_patch(pixels, patch, corners, 1), patch, torch.stack(loss_curve).tolist(),
-                               torch.stack(attention_curve).tolist(), maps)
+                               torch.stack(attention_curve).tolist(), maps, snapshots)

@@ -56,6 +56,7 @@ LOOKS = {
 PALETTE = ((220, 170, 130), (200, 30, 30), (140, 90, 40), (40, 160, 60), (240, 240, 240), (60, 110, 220),
            (170, 120, 60), (250, 160, 30), (60, 60, 60), (230, 220, 40), (150, 40, 170), (40, 200, 200))
 MIN_VISIBLE_PX = 40
+PLACEMENT_TRIES = 20
 
 
 def _regular(n: int, phase: float = 0.0) -> np.ndarray:
@@ -131,19 +132,55 @@ def _uncompressed_rle(mask: np.ndarray) -> dict:
     return {"counts": counts, "size": [int(mask.shape[0]), int(mask.shape[1])]}
 
 
+def _box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """IoU of two (x0, y0, x1, y1) boxes."""
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _mask_box(mask: np.ndarray) -> tuple[float, ...]:
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1) if len(rows) else (0, 0, 0, 0)
+
+
+def category_weights(cfg: SyntheticCoco) -> tuple[list[str], np.ndarray]:
+    """The categories drawn and their probabilities: all 12 at their COCO-like weights, or `cfg.categories` equally."""
+    if cfg.categories is None:
+        names = list(LOOKS)
+        weights = np.array([LOOKS[n].weight for n in names])
+        return names, weights / weights.sum()
+    unknown = [name for name in cfg.categories if name not in LOOKS]
+    if unknown or len(set(cfg.categories)) != len(cfg.categories):
+        raise ValueError(f"download.*.synthetic.categories {cfg.categories}: use distinct names of {list(LOOKS)}")
+    return list(cfg.categories), np.full(len(cfg.categories), 1 / len(cfg.categories))
+
+
+def _place_objects(rng: np.random.Generator, cfg: SyntheticCoco, height: int, width: int) -> list[tuple]:
+    """(category name, full mask, iscrowd 0, side in px) per object; an object whose box would overlap an earlier one
+    by more than `max_box_iou` is redrawn (up to PLACEMENT_TRIES times, then left out)."""
+    names, probabilities = category_weights(cfg)
+    count = int(rng.integers(cfg.objects_per_image.min, cfg.objects_per_image.max + 1))
+    objects, boxes = [], []
+    for name in rng.choice(names, size=count, p=probabilities):
+        for _ in range(PLACEMENT_TRIES):
+            side = rng.uniform(cfg.object_side.min, cfg.object_side.max) * min(width, height)
+            centre = (rng.uniform(side / 3, width - side / 3), rng.uniform(side / 3, height - side / 3))
+            full = _object_mask(rng, LOOKS[name].outline, height, width, side, centre)
+            box = _mask_box(full)
+            if all(_box_iou(box, other) <= cfg.max_box_iou for other in boxes):
+                objects.append((str(name), full, 0, side))
+                boxes.append(box)
+                break
+    return objects
+
+
 def render_image(rng: np.random.Generator, cfg: SyntheticCoco) -> tuple[Image.Image, list[dict]]:
     """One image and its annotations (without ids): objects back to front, then an optional crowd."""
     width, height = (int(rng.integers(cfg.image_side.min, cfg.image_side.max + 1)) for _ in range(2))
-    names = list(LOOKS)
-    weights = np.array([LOOKS[n].weight for n in names])
-    count = int(rng.integers(cfg.objects_per_image.min, cfg.objects_per_image.max + 1))
-    objects = []  # (category name, full mask, iscrowd, side in px)
-    for name in rng.choice(names, size=count, p=weights / weights.sum()):
-        side = rng.uniform(0.25, 0.6) * min(width, height)
-        centre = (rng.uniform(side / 3, width - side / 3), rng.uniform(side / 3, height - side / 3))
-        objects.append((str(name), _object_mask(rng, LOOKS[name].outline, height, width, side, centre), 0, side))
+    objects = _place_objects(rng, cfg, height, width)
     if rng.random() < cfg.crowd_share:
-        name = str(rng.choice(names[:4]))
+        name = str(rng.choice(category_weights(cfg)[0][:4]))
         cx, cy = rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height
         crowd, side = np.zeros((height, width), bool), min(width, height) * 0.1
         for _ in range(int(rng.integers(4, 9))):
@@ -151,7 +188,7 @@ def render_image(rng: np.random.Generator, cfg: SyntheticCoco) -> tuple[Image.Im
             crowd |= _object_mask(rng, LOOKS[name].outline, height, width, side, centre)
         objects.append((name, crowd, 1, side))
 
-    image = cluttered_background(rng, height, width, clutter=int(rng.integers(6, 16)))
+    image = cluttered_background(rng, height, width, clutter=int(rng.integers(cfg.clutter.min, cfg.clutter.max + 1)))
     pixels = np.array(image)
     annotations = []
     covered_later = np.zeros((height, width), bool)

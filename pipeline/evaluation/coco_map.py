@@ -123,3 +123,23 @@ def coco_map(ground_truth: dict, detections: list[dict], image_ids: list[int],
     for line in printed.getvalue().splitlines():
         log.debug("%s", line)
     return {name: float(value) for name, value in zip(STAT_NAMES, evaluation.stats)}
+
+
+def patch_exclusions(ground_truth: dict, detections: list[dict], image_ids: list[int],
+                     patch_boxes: dict[int, list[float]]) -> dict[str, int]:
+    """How many ground-truth boxes (crowds included) and detections of `image_ids` the patch rule removes
+    (ignored_by_patch on their image's patch box): what coco_map leaves out with these `patch_boxes`."""
+    wanted = {int(i) for i in image_ids}
+    patch_boxes = {int(k): v for k, v in patch_boxes.items()}
+    counts = {}
+    for kind, items in (("ground_truth", ground_truth["annotations"]), ("detections", detections)):
+        items = [item for item in items if int(item["image_id"]) in wanted]
+        counts[kind] = len(items) - len(_outside_patch(items, patch_boxes))
+    return counts
+
+
+def per_image_ap(ground_truth: dict, detections: list[dict], image_ids: list[int],
+                 patch_boxes: dict[int, list[float]] | None = None) -> dict[int, float]:
+    """AP@[.5:.95] of each image alone (coco_map over that image: the mean over its categories with ground truth;
+    −1 where none is left), for paired comparisons of two runs on the same images."""
+    return {int(i): coco_map(ground_truth, detections, [i], patch_boxes)["AP"] for i in image_ids}

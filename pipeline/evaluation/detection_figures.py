@@ -1,71 +1,134 @@
-"""Pictures of the DETR patch attack: detections drawn on the images, the encoder attention to the patch cell as a
-heat map, rows of such panels with a caption (seed 003 Figure 6 style)."""
+"""Pictures of the DETR patch attack (seed 003 §5.3, its Figure 6 style), drawn with matplotlib's Agg backend:
+detections before and after with class names and scores and the patch outlined, the first image attention of every
+query on the patch key with a colour bar and the key cell marked, mAP against attack steps, and the per-iteration
+curves. Each function returns PNG bytes."""
 
 from __future__ import annotations
 
-import cv2
+import io
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from pipeline.evaluation.charts import PALETTE
-
-HEIGHT, GAP, LINE = 160, 4, 14
-
-
-def _rgb(image: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray((image.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8))
+PANEL_INCHES = 2.2
+PATCH_COLOUR = "magenta"
 
 
-def _fit(array: np.ndarray) -> np.ndarray:
-    """Resized to HEIGHT rows, aspect kept."""
-    width = max(1, round(array.shape[1] * HEIGHT / array.shape[0]))
-    return cv2.resize(array, (width, HEIGHT), interpolation=cv2.INTER_LINEAR)
+@dataclass
+class ShownDetections:
+    """One panel: an image at its working size and the detections drawn on it."""
+
+    image: torch.Tensor            # 3×H×W in [0, 1]
+    boxes: torch.Tensor            # K×4 xyxy at the image's size
+    names: list[str]
+    scores: list[float]
 
 
-def detections_panel(image: torch.Tensor, boxes: torch.Tensor, labels: list[str], patch_box: list[int] | None,
-                     ) -> np.ndarray:
-    """The image with its detections (xyxy at the image's size; a colour per class name) and the patch outlined."""
-    scale = HEIGHT / image.shape[-2]
-    panel = _fit(_rgb(image))
-    names = sorted(set(labels))
-    for (x0, y0, x1, y1), label in zip((boxes * scale).round().int().tolist(), labels):
-        colour = PALETTE[names.index(label) % len(PALETTE)]
-        cv2.rectangle(panel, (x0, y0), (x1, y1), colour, 1)
-        cv2.putText(panel, label, (x0 + 1, max(y0 - 2, 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.3, colour, 1, cv2.LINE_AA)
-    if patch_box is not None:
-        x, y, w, h = (round(v * scale) for v in patch_box)
-        cv2.rectangle(panel, (x, y), (x + w - 1, y + h - 1), (255, 0, 255), 1)
-    return panel
+def png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
 
 
-def heat_panel(image: torch.Tensor, heat: torch.Tensor, stride: int) -> np.ndarray:
-    """The image under a token-grid heat map (each token a stride×stride square from the top-left, the padding
-    part cut off; scaled to its maximum)."""
-    panel = _fit(_rgb(image))
-    values = heat.float().cpu().numpy()
-    values = values / values.max() * 255 if values.max() > 0 else values
-    pixels = np.kron(values, np.ones((stride, stride)))[:image.shape[-2], :image.shape[-1]].astype(np.uint8)
-    heat_map = cv2.resize(pixels, (panel.shape[1], panel.shape[0]), interpolation=cv2.INTER_NEAREST)
-    coloured = cv2.cvtColor(cv2.applyColorMap(heat_map, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-    return (0.5 * panel + 0.5 * coloured).round().astype(np.uint8)
+def _grid(rows: int, columns: int, extra_width: float = 0.0) -> tuple[Figure, np.ndarray]:
+    figure = Figure(figsize=(PANEL_INCHES * columns + extra_width, PANEL_INCHES * rows + 0.6), layout="constrained")
+    axes = np.array(figure.subplots(rows, columns, squeeze=False))
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    return figure, axes
 
 
-def patch_panel(patch: torch.Tensor) -> np.ndarray:
-    """A patch as a HEIGHT×HEIGHT panel (nearest neighbour, so its pixels stay visible)."""
-    return cv2.resize(_rgb(patch), (HEIGHT, HEIGHT), interpolation=cv2.INTER_NEAREST)
+def _label_grid(axes: np.ndarray, column_titles: list[str], row_titles: list[str]) -> None:
+    for axis, title in zip(axes[0], column_titles):
+        axis.set_title(title, fontsize=9)
+    for axis, title in zip(axes[:, 0], row_titles):
+        axis.set_ylabel(title, fontsize=8)
 
 
-def panel_rows(rows: list[list[np.ndarray]], captions: list[str]) -> np.ndarray:
-    """RGB uint8: each row's panels side by side (HEIGHT rows each), a caption line under each row."""
-    width = max(sum(p.shape[1] + GAP for p in row) + GAP for row in rows)
-    caption = LINE * max(c.count("\n") + 1 for c in captions)
-    grid = np.full((len(rows) * (HEIGHT + caption + GAP) + GAP, width, 3), 255, np.uint8)
-    for index, (row, text) in enumerate(zip(rows, captions)):
-        top, left = GAP + index * (HEIGHT + caption + GAP), GAP
-        for panel in row:
-            grid[top:top + HEIGHT, left:left + panel.shape[1]] = panel
-            left += panel.shape[1] + GAP
-        for line, words in enumerate(text.split("\n")):
-            cv2.putText(grid, words, (GAP, top + HEIGHT + (line + 1) * LINE - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                        (0, 0, 0), 1, cv2.LINE_AA)
-    return grid
+def _outline(axis, box_xywh: list[float], colour: str, style: str = "--") -> None:
+    x, y, w, h = box_xywh
+    axis.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor=colour, linestyle=style, linewidth=1.2))
+
+
+def detections_figure(panels: list[list[ShownDetections]], column_titles: list[str], row_titles: list[str],
+                      patch_box: list[float], title: str, class_names: list[str]) -> bytes:
+    """Rows of images (clean | patched per objective), each detection boxed in its class colour and labelled
+    "name score"; the patch box (x, y, w, h) dashed on every panel but the first column's."""
+    figure, axes = _grid(len(panels), len(panels[0]))
+    colours = {name: f"C{i % 10}" for i, name in enumerate(class_names)}
+    for row, row_panels in zip(axes, panels):
+        for column, (axis, panel) in enumerate(zip(row, row_panels)):
+            axis.imshow(panel.image.clamp(0, 1).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+            for (x0, y0, x1, y1), name, score in zip(panel.boxes.tolist(), panel.names, panel.scores):
+                axis.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colours[name], linewidth=1.2))
+                axis.text(x0, y0, f"{name} {score:.2f}", fontsize=6, color="white", va="bottom",
+                          bbox={"facecolor": colours[name], "alpha": 0.8, "pad": 0.5, "linewidth": 0})
+            if column:
+                _outline(axis, patch_box, PATCH_COLOUR)
+    _label_grid(axes, column_titles, row_titles)
+    figure.suptitle(title, fontsize=10)
+    return png(figure)
+
+
+def attention_figure(images: list[list[torch.Tensor]], maps: list[list[torch.Tensor]], column_titles: list[str],
+                     row_titles: list[str], cell: tuple[int, int], stride: int, title: str) -> bytes:
+    """Rows of images with each token's attention on the patch key (h×w maps, mean over heads; shown per token cell
+    over the image) on one colour scale with its bar; the key cell outlined."""
+    figure, axes = _grid(len(images), len(images[0]), extra_width=0.8)
+    top = max(float(m.max()) for row in maps for m in row) or 1.0
+    shown = None
+    for axis_row, image_row, map_row in zip(axes, images, maps):
+        for axis, image, heat in zip(axis_row, image_row, map_row):
+            height, width = image.shape[-2:]
+            axis.imshow(image.clamp(0, 1).permute(1, 2, 0).cpu().numpy().mean(-1), cmap="gray", vmin=0, vmax=1)
+            extent = (-0.5, heat.shape[1] * stride - 0.5, heat.shape[0] * stride - 0.5, -0.5)
+            shown = axis.imshow(heat.cpu().numpy(), cmap="inferno", vmin=0, vmax=top, alpha=0.75, extent=extent,
+                                interpolation="nearest")
+            axis.set_xlim(-0.5, width - 0.5)
+            axis.set_ylim(height - 0.5, -0.5)
+            _outline(axis, [cell[1] * stride, cell[0] * stride, stride, stride], "cyan", "-")
+    _label_grid(axes, column_titles, row_titles)
+    bar = figure.colorbar(shown, ax=axes, shrink=0.8)
+    bar.set_label("attention on the patch key (softmax weight)", fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    return png(figure)
+
+
+def map_steps_figure(curves: dict[str, list[tuple[int, float]]], clean: float, title: str) -> bytes:
+    """mAP@[.5:.95] (%) against attack iterations, a line per objective, the clean mAP dashed."""
+    figure = Figure(figsize=(5.2, 3.4), layout="constrained")
+    axis = figure.subplots()
+    for objective, points in curves.items():
+        steps, values = zip(*points)
+        axis.plot(steps, [100 * v for v in values], marker="o", label=objective)
+    axis.axhline(100 * clean, color="grey", linestyle="--", label="clean")
+    axis.set_xlabel("attack iterations")
+    axis.set_ylabel("mAP@[.5:.95] (%)")
+    axis.set_ylim(bottom=0)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    axis.set_title(title, fontsize=10)
+    return png(figure)
+
+
+def iteration_curves_figure(objective: dict[str, list[float]], attention: dict[str, list[float]], uniform: float,
+                            title: str) -> bytes:
+    """Two panels per iteration: the objective, and the attention on the patch key (mean over heads and queries)
+    against the uniform share 1/n."""
+    figure = Figure(figsize=(9, 3.2), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    for name in objective:
+        left.plot(objective[name], label=name)
+        right.plot([100 * a for a in attention[name]], label=name)
+    right.axhline(100 * uniform, color="grey", linestyle="--", label="uniform 1/n")
+    for axis, label in ((left, "objective (per image)"), (right, "attention on the patch key (%)")):
+        axis.set_xlabel("attack iteration")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    return png(figure)

@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.attacks.detr_patch import DetrPatchAttack, attention_to_key, image_mean
+from pipeline.attacks.patch import apply_patch
 from pipeline.evaluation.curves import padded_mean
 from pipeline.models.detr import Detector, same_size_batches
 from pipeline.models.hf_attention import captured_query_keys
@@ -52,6 +53,13 @@ class DetrRunResult:
     stride: int                          # the backbone's output stride
     maps_before: list[torch.Tensor]      # the first `keep` images: h×w attention of every query on the key, clean
     maps_after: list[torch.Tensor]       # … patched
+    snapshots: dict[int, torch.Tensor]   # iteration t → N×3×s×s patches after t updates (the attack's snapshot_steps)
+
+    def patched_at(self, step: int, inputs: list[torch.Tensor], corner: tuple[int, int]) -> list[torch.Tensor]:
+        """`inputs` with the patches of snapshot `step` written at pixel `corner` (row, col)."""
+        corners = torch.tensor([corner])
+        return [apply_patch(image[None], patch[None].to(image.device), corners.to(image.device), 1)[0]
+                for image, patch in zip(inputs, self.snapshots[step])]
 
 
 def initial_patch(size: int, seed: int, image_id: int) -> torch.Tensor:
@@ -62,7 +70,7 @@ def initial_patch(size: int, seed: int, image_id: int) -> torch.Tensor:
 def attention_maps(detector: Detector, pixels: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor,
                    valid: torch.Tensor) -> torch.Tensor:
     """B×n: first-encoder-layer attention of every query on each image's key token (no gradient)."""
-    with torch.no_grad(), captured_query_keys(detector) as captured:
+    with torch.no_grad(), captured_query_keys(detector, [detector.attention]) as captured:
         detector(pixels, mask)
         return attention_to_key(captured[0], tokens, valid)
 
@@ -76,7 +84,8 @@ def run_detr_attack(attack: DetrPatchAttack, inputs: list[torch.Tensor], image_i
     detector, size = attack.detector, attack.patch_size
     corner = patch_corner(centre, size)
     check_fits(corner, size, inputs, image_ids)
-    per_image: dict[str, list] = {k: [None] * len(inputs) for k in ("patched", "patch", "before", "after", "maps")}
+    per_image: dict[str, list] = {k: [None] * len(inputs) for k in ("patched", "patch", "before", "after", "maps",
+                                                                     "snapshots")}
     losses, attentions = [], []
     for batch in tqdm(same_size_batches(inputs, batch_size), desc=label, leave=False):
         pixels, mask = detector.pad([inputs[i] for i in batch])
@@ -92,15 +101,17 @@ def run_detr_attack(attack: DetrPatchAttack, inputs: list[torch.Tensor], image_i
         for k, i in enumerate(batch):
             per_image["patched"][i] = result.patched[k, :, :inputs[i].shape[-2], :inputs[i].shape[-1]]
             per_image["patch"][i] = result.patch[k].cpu()
+            per_image["snapshots"][i] = {t: patch[k].cpu() for t, patch in result.snapshots.items()}
             per_image["before"][i], per_image["after"][i] = clean_mean[k].cpu(), patched_mean[k].cpu()
             per_image["maps"][i] = (clean_maps[k].view(grid.shape[1:]).cpu(),
                                     result.attention_maps[k].view(grid.shape[1:]).cpu())
         losses.append((result.loss_curve, len(batch)))
         attentions.append((result.attention_curve, len(batch)))
     kept = per_image["maps"][:keep]
+    snapshots = {t: torch.stack([s[t] for s in per_image["snapshots"]]) for t in per_image["snapshots"][0]}
     return DetrRunResult(per_image["patched"], torch.stack(per_image["patch"]), padded_mean(losses),
                          padded_mean(attentions), torch.stack(per_image["before"]), torch.stack(per_image["after"]),
-                         cell, stride, [m[0] for m in kept], [m[1] for m in kept])
+                         cell, stride, [m[0] for m in kept], [m[1] for m in kept], snapshots)
 
 
 def patch_box_at_original(corner: tuple[int, int], size: int, working: tuple[int, int],

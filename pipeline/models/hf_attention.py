@@ -34,10 +34,11 @@ def attention_layers(model: nn.Module, required: bool = True) -> list[nn.Module]
 
 
 @contextmanager
-def captured_query_keys(model: nn.Module) -> Iterator[list[QueryKey]]:
-    """Inside the block, every forward pass appends one QueryKey per attention layer to the yielded list
-    (cleared at the start of each pass through the first layer). Gradients flow through the tensors."""
-    layers = attention_layers(model)
+def captured_query_keys(model: nn.Module, layers: list[nn.Module] | None = None) -> Iterator[list[QueryKey]]:
+    """Inside the block, every forward pass appends one QueryKey per attention layer of `model` (or of `layers`
+    alone, in that order) to the yielded list (cleared at the start of each pass through the first layer).
+    Gradients flow through the tensors."""
+    layers = attention_layers(model) if layers is None else layers
     captured: list[QueryKey] = []
     pending: dict[int, torch.Tensor] = {}
 

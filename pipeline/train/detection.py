@@ -1,5 +1,6 @@
 """Training a DETR-family detector (Carion et al. 2020): the set loss of the model itself (Hungarian matching,
-CE / focal + L1 + GIoU, auxiliary decoder losses), AdamW, gradient clipping, seeded epochs and resume state.
+CE / focal / varifocal + L1 + GIoU, auxiliary decoder losses, RT-DETR's denoising queries), AdamW with a linear
+warm-up, gradient clipping, seeded epochs and resume state.
 
 Every epoch reseeds torch and the shuffling from (seed, epoch), so a resumed run gives the weights of an
 uninterrupted one (on the same device). Horizontal flips move the boxes with the image.
@@ -8,6 +9,7 @@ uninterrupted one (on the same device). Horizontal flips move the boxes with the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from pipeline.train.optim import build_optimizer, learning_rate, set_learning_ra
 from pipeline.train.state import ResumeState, epoch_seed, load_state, save_state
 
 log = logging.getLogger(__name__)
+LOGGED_TERMS = ("loss_ce", "loss_vfl", "loss_bbox", "loss_giou")   # the last decoder layer's (RT-DETR: varifocal)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class DetectorFitSettings:
     clip_norm: float                 # max L2 norm of the gradient (DETR: 0.1); 0 disables
     hflip: float                     # probability of a horizontal flip per image and epoch
     eval_every: int                  # validation mAP every n epochs (and after the last)
+    warmup_steps: int = 0            # linear learning-rate warm-up over the first steps, then the schedule
 
 
 def flipped(image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
@@ -51,7 +55,9 @@ def train_epoch(detector: Detector, inputs: list[torch.Tensor], targets: list[di
     batches = [order[i:i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
     totals: dict[str, torch.Tensor] = {}
     for step, batch in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False)):
-        set_learning_rate(optimizer, learning_rate(settings.optimiser, (epoch + step / len(batches)) / settings.epochs))
+        done = epoch * len(batches) + step
+        warmup = min(1.0, (done + 1) / settings.warmup_steps) if settings.warmup_steps else 1.0
+        set_learning_rate(optimizer, warmup * learning_rate(settings.optimiser, done / (len(batches) * settings.epochs)))
         pairs = [flipped(inputs[i], targets[i]) if flips[i] else (inputs[i], targets[i]) for i in batch]
         pixels, mask = detector.pad([image.to(device) for image, _ in pairs])
         labels = [{key: value.to(device) for key, value in target.items()} for _, target in pairs]
@@ -61,8 +67,7 @@ def train_epoch(detector: Detector, inputs: list[torch.Tensor], targets: list[di
         if settings.clip_norm:
             torch.nn.utils.clip_grad_norm_(detector.parameters(), settings.clip_norm)
         optimizer.step()
-        terms = {"loss": outputs.loss, **{k: v for k, v in outputs.loss_dict.items() if k in ("loss_ce", "loss_bbox",
-                                                                                            "loss_giou")}}
+        terms = {"loss": outputs.loss, **{k: v for k, v in outputs.loss_dict.items() if k in LOGGED_TERMS}}
         for name, value in terms.items():
             totals[name] = totals.get(name, 0) + value.detach().double() * len(batch)
     return {f"train_{name}": (total / len(inputs)).item() for name, total in totals.items()}
@@ -73,16 +78,20 @@ def fit_detector(detector: Detector, inputs: list[torch.Tensor], targets: list[d
                  on_epoch_end: Callable[[dict], None] = lambda metrics: None) -> list[dict]:
     """Train for settings.epochs, resuming from `state_dir` when it holds a state of this `fingerprint`;
     `evaluate()` (validation metrics) runs every `eval_every` epochs and after the last. Returns every epoch's
-    metrics (resumed ones included)."""
+    metrics (resumed ones included), each with `train_minutes`, the training wall time up to that epoch."""
     optimizer = build_optimizer(detector, settings.optimiser)
     state = load_state(state_dir, detector, optimizer, fingerprint) or ResumeState(0, [], fingerprint)
     if state.epoch:
         log.info("resuming after epoch %d of %d from %s", state.epoch, settings.epochs, state_dir)
         for metrics in state.history:
             on_epoch_end(metrics)
+    minutes = state.history[-1]["train_minutes"] if state.history else 0.0
     for epoch in range(state.epoch, settings.epochs):
         torch.manual_seed(epoch_seed(settings.seed, epoch))
+        start = time.perf_counter()
         metrics = {"epoch": epoch + 1, **train_epoch(detector, inputs, targets, optimizer, settings, epoch, device)}
+        minutes += (time.perf_counter() - start) / 60
+        metrics["train_minutes"] = minutes            # training wall time so far, evaluation left out
         if (epoch + 1) % settings.eval_every == 0 or epoch + 1 == settings.epochs:
             detector.eval()
             metrics.update(evaluate())

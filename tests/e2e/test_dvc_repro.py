@@ -9,11 +9,11 @@ import pytest
 from tests.helpers import copy_project, run
 
 pytestmark = pytest.mark.e2e
-DATA_STAGES = {"download@coco", "download@gtsrb", "prepare@coco_ic", "prepare@gtsrb"}
+DATA_STAGES = {"download@coco", "download@gtsrb", "download@scenes", "prepare@coco_ic", "prepare@gtsrb"}
 CLASSIFIER_STAGES = {f"{stage}@{name}" for stage in ("train_classifier", "attack_classifier", "analyze_attention")
                      for name in ("gtsrb_natural_foreground", "coco_ic_madry_none", "coco_ic_aad_none")}
 VIT_STAGES = {"train_vit@coco_ic_vit", "attack_vit@coco_ic_vit", "attack_vit@coco_ic_madry_none"}
-DETR_STAGES = {"train_detr@coco_detr", "attack_detr@coco_detr"}
+DETR_STAGES = {"train_detr@scenes_rtdetr", "attack_detr@scenes_rtdetr"}
 
 
 def ran(output: str) -> set[str]:
@@ -53,9 +53,10 @@ def test_first_repro_runs_every_stage(repo):
     assert report["patches"]["coco_ic_vit"]["fixed"]["momentum"]["ce+kq_cls"] == \
         patched["runs"]["fixed"]["momentum"]["ce+kq_cls"]["robust"]["accuracy"]
     assert "| model | patch | clean | PGD-4 L_ce | PGD-4 L_ce+L_kq | PGD-4 L_ce+L_kq* |" in markdown
-    detected = json.loads((folder / "data/attack_detr/coco_detr/metrics.json").read_text())
-    assert report["detectors"]["coco_detr"]["12px"]["ce+kq"] == detected["patches"]["12px"]["ce+kq"]["AP"]
-    assert "| detector | patch | key cell | clean (all boxes) | clean | L_ce | L_ce+L_kq | L_kq |" in markdown
+    detected = json.loads((folder / "data/attack_detr/scenes_rtdetr/metrics.json").read_text())
+    assert report["detectors"]["scenes_rtdetr"]["12px"]["ce+kq"] == detected["patches"]["12px"]["ce+kq"]["AP"]
+    assert "| detector | attention | patch | key cell | clean (all boxes) | clean | random patch | L_ce | L_ce+L_kq | L_kq |" \
+        in markdown
 
 
 def test_second_repro_runs_nothing(repo):
@@ -87,7 +88,7 @@ def test_exp_run_of_a_patch_target_key_reruns_only_that_target(repo):
 def test_exp_run_of_an_attack_detr_key_reruns_only_the_detr_attack(repo):
     folder, _ = repo
     output = run(["dvc", "exp", "run", "-S", "attack_detr.steps=2"], folder).stdout
-    assert ran(output) - {"validate_params"} == {"attack_detr@coco_detr", "report"}
+    assert ran(output) - {"validate_params"} == {"attack_detr@scenes_rtdetr", "report"}
     run(["git", "checkout", "--", "."], folder)
 
 

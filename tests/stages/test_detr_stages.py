@@ -1,5 +1,6 @@
-"""`train_detr` and `attack_detr` on the tiny profile: every reported mAP recomputed by pycocotools from the saved
-detections with the exclusion rule applied here by hand, and the saved patches pasted back and re-detected."""
+"""`train_detr` and `attack_detr` on the tiny profile (an RT-DETR on the generated scenes): every reported mAP, the
+boxes the exclusion rule removed and the per-image paired differences recomputed by pycocotools from the saved
+detections with the rule applied here by hand, and the saved patches pasted back and re-detected."""
 
 from __future__ import annotations
 
@@ -39,9 +40,14 @@ def attacked(workdir, detr_params):
     return workdir
 
 
-def ground_truth(workdir) -> dict:
-    archive = zipfile.ZipFile(workdir / "data/download/coco/annotations_trainval2017.zip")
+def ground_truth(workdir, dataset: str) -> dict:
+    archive = zipfile.ZipFile(workdir / "data/download" / dataset / "annotations_trainval2017.zip")
     return json.loads(archive.read("annotations/instances_val2017.json"))
+
+
+def inside(item: dict, patches: dict) -> bool:
+    """The paper's rule: more than half of the box's area inside its image's patch box."""
+    return share_inside(item["bbox"], patches[item["image_id"]]) > 0.5
 
 
 def share_inside(box: list[float], patch: list[float]) -> float:
@@ -54,7 +60,7 @@ def share_inside(box: list[float], patch: list[float]) -> float:
 def pycocotools_map(dataset: dict, detections: list[dict], image_ids: list[int], patches: dict | None) -> dict:
     """COCOeval on `image_ids`, boxes more than half inside each image's patch removed (ground truth and detections)."""
     dataset = copy.deepcopy(dataset)
-    keep = lambda item: patches is None or share_inside(item["bbox"], patches[item["image_id"]]) <= 0.5  # noqa: E731
+    keep = lambda item: patches is None or not inside(item, patches)  # noqa: E731
     dataset["images"] = [i for i in dataset["images"] if i["id"] in image_ids]
     dataset["annotations"] = [dict(a, id=k + 1) for k, a in enumerate(dataset["annotations"])
                               if a["image_id"] in image_ids and keep(a)]
@@ -84,12 +90,14 @@ def patch_boxes(centre: list[int], size: int, split, detector) -> dict:
 
 def test_every_reported_map_is_pycocotools_on_the_saved_detections(attacked, detr_params):
     cfg = detr_params["attack_detr"]
-    dataset = ground_truth(attacked)
-    for name in detr_params["train_detr"]:
+    for name, entry in detr_params["train_detr"].items():
+        dataset = ground_truth(attacked, entry["dataset"])
         folder = attacked / "data/attack_detr" / name
         metrics = json.loads((folder / "metrics.json").read_text())
         detector = load_detector(attacked / "data/train_detr" / name / "model", CPU)
-        split = load_detection_split(attacked / "data/download/coco", "val", cfg["num_images"], detr_params["seed"], 0)
+        assert metrics["attention_layer"] == detector.attention_name
+        split = load_detection_split(attacked / "data/download" / entry["dataset"], "val", cfg["num_images"],
+                                     detr_params["seed"], 0)
         ids = [image.image_id for image in split.images]
         assert metrics["num_images"] == len(ids) == cfg["num_images"]
         clean = json.loads((folder / "detections/clean.json").read_text())
@@ -97,23 +105,37 @@ def test_every_reported_map_is_pycocotools_on_the_saved_detections(attacked, det
         for size in cfg["patch_px"]:
             boxes = patch_boxes(cfg["centre"], size, split, detector)
             runs = metrics["patches"][f"{size}px"]
-            assert runs["clean"] == pytest.approx(pycocotools_map(dataset, clean, ids, boxes))
+            assert {k: runs["clean"][k] for k in STATS} == pytest.approx(pycocotools_map(dataset, clean, ids, boxes))
+            per_image = {"clean": [pycocotools_map(dataset, clean, [i], boxes)["AP"] for i in ids]}
             for objective in cfg["objectives"]:
                 found = json.loads((folder / f"detections/{size}px_{objective}.json").read_text())
                 assert {k: runs[objective][k] for k in STATS} == pytest.approx(pycocotools_map(dataset, found, ids,
                                                                                                  boxes))
-                assert len((folder / f"plots/curves/{size}px_{objective}.csv").read_text().splitlines()) == \
-                    cfg["steps"] + 2
-        assert {p.name for p in (folder / "images").iterdir()} == {"detections.png", "attention.png", "patches.png",
-                                                                   "curves.png"}
+                assert runs[objective]["excluded"] == {
+                    "ground_truth": sum(inside(a, boxes) for a in dataset["annotations"] if a["image_id"] in ids),
+                    "detections": sum(inside(d, boxes) for d in found)}
+                steps = cfg["steps"] if objective != "random" else 0
+                assert len((folder / f"plots/curves/{size}px_{objective}.csv").read_text().splitlines()) == steps + 2
+                at_steps = runs[objective]["AP_at_steps"]
+                assert set(at_steps) == {str(min(t, steps)) for t in [*cfg["map_at_steps"], steps]}
+                assert at_steps[str(steps)] == runs[objective]["AP"]
+                per_image[objective] = [pycocotools_map(dataset, found, [i], boxes)["AP"] for i in ids]
+            for pair, result in runs["paired"].items():
+                run_name, baseline = pair.split(" - ")
+                kept = [(a, b) for a, b in zip(per_image[run_name], per_image[baseline]) if a >= 0 and b >= 0]
+                assert result["n"] == len(kept) and result["low"] <= result["mean"] <= result["high"]
+                assert result["mean"] == pytest.approx(sum(a - b for a, b in kept) / len(kept))
+        assert {p.name for p in (folder / "images").iterdir()} == {"detections.png", "attention.png",
+                                                                   "map_steps.png", "curves.png"}
 
 
 def test_saved_patches_pasted_by_hand_give_the_saved_detections(attacked, detr_params):
     cfg = detr_params["attack_detr"]
-    name = next(iter(detr_params["train_detr"]))
+    name, entry = next(iter(detr_params["train_detr"].items()))
     folder = attacked / "data/attack_detr" / name
     detector = load_detector(attacked / "data/train_detr" / name / "model", CPU)
-    split = load_detection_split(attacked / "data/download/coco", "val", cfg["num_images"], detr_params["seed"], 0)
+    split = load_detection_split(attacked / "data/download" / entry["dataset"], "val", cfg["num_images"],
+                                 detr_params["seed"], 0)
     categories = label_map(detector.class_names, split.instances["categories"])
     size, objective = cfg["patch_px"][0], cfg["objectives"][-1]
     patches = load_file(str(folder / "patches.safetensors"))[f"{size}px/{objective}"]
@@ -137,7 +159,10 @@ def test_trained_detector_metrics_and_curves(attacked, detr_params):
         folder = attacked / "data/train_detr" / name
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["epochs"] == entry["epochs"] and {f"val_{k}" for k in STATS} <= set(metrics)
-        assert metrics["val_images"] == entry["max_images"]["val"]
-        assert {p.stem for p in (folder / "plots/metrics").glob("*.tsv")} >= {"train_loss", "val_AP"}
+        assert metrics["val_images"] == len(ground_truth(attacked, entry["dataset"])["images"])
+        assert {p.stem for p in (folder / "plots/metrics").glob("*.tsv")} >= {"train_loss", "val_AP", "train_minutes"}
+        rows = (folder / "plots/map_minutes.csv").read_text().splitlines()
+        assert rows[0] == "epoch,train_minutes,val_AP,val_AP50" and len(rows) == 1 + entry["epochs"]
+        assert float(rows[-1].split(",")[2]) == pytest.approx(metrics["val_AP"])
         config = json.loads((folder / "model/config.json").read_text())
         assert config["model_type"] == entry["config"]["model_type"]

@@ -151,12 +151,12 @@ def test_patch_targets_must_name_a_model_of_their_source_and_dataset():
 
 
 def test_detr_entries_and_attack_keys_are_checked():
-    message = _error(lambda raw: raw["train_detr"]["coco_detr"].update(init="pretrained"))
-    assert "train_detr.coco_detr" in message and "init 'pretrained'" in message
-    message = _error(lambda raw: raw["train_detr"]["coco_detr"]["config"].update(model_type="yolos"))
-    assert "train_detr.coco_detr" in message and "'yolos'" in message
-    message = _error(lambda raw: raw["train_detr"]["coco_detr"]["config"].pop("backbone"))
-    assert "train_detr.coco_detr" in message and "config.backbone" in message
+    message = _error(lambda raw: raw["train_detr"]["scenes_rtdetr"].update(init="pretrained"))
+    assert "train_detr.scenes_rtdetr" in message and "init 'pretrained'" in message
+    message = _error(lambda raw: raw["train_detr"]["scenes_rtdetr"]["config"].update(model_type="yolos"))
+    assert "train_detr.scenes_rtdetr" in message and "'yolos'" in message
+    message = _error(lambda raw: raw["train_detr"]["scenes_rtdetr"]["config"].pop("backbone"))
+    assert "train_detr.scenes_rtdetr" in message and "config.backbone" in message
     message = _error(lambda raw: raw["attack_detr"].update(objectives=["ce", "kq_cls"]))
     assert "attack_detr.objectives.1" in message and "'kq_cls'" in message
     message = _error(lambda raw: raw["attack_detr"].update(centre=[80]))

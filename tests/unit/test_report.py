@@ -109,3 +109,25 @@ def test_defense_table_names_a_missing_attack():
     results = {"madry": metrics(0.8, 0.1, (0.05, 0.03, 0.08))}
     with pytest.raises(ValueError, match="madry/metrics.json: no attack 'fgsm'"):
         defense_table({"madry": entry("none", recipe="madry")}, results, ["madry"], SUITE, EPS)
+
+
+def test_detection_table_has_the_control_the_paired_difference_and_the_removed_boxes():
+    from pipeline.config import AttackDetr
+    from pipeline.report.detection import detection_table
+
+    cfg = AttackDetr.model_validate(load_profile("params")["attack_detr"])
+    run = lambda ap, removed: {"AP": ap, "key_cell": [1, 1], "excluded": {"ground_truth": 0,  # noqa: E731
+                                                                          "detections": removed}}
+    size = f"{cfg.patch_px[0]}px"
+    paired = {"mean": -0.065, "low": -0.095, "high": -0.037, "n": 64, "separated": True}
+    runs = {"clean": run(0.42, 0), "random": run(0.40, 47), "ce": run(0.37, 7), "ce+kq": run(0.29, 132),
+            "kq": run(0.30, 177), "paired": {"ce+kq - ce": paired}}
+    metrics = {"demo": {"num_images": 64, "attention_layer": "model.encoder.aifi.0.layers.0.self_attn",
+                        "clean": {"AP": 0.45}, "patches": {size: runs}}}
+    table, headline = detection_table(cfg, ["demo"], metrics)
+    assert table.header[-2:] == ["L_ce+L_kq − L_ce per image [95%]", "detections removed"]
+    assert "random patch" in table.header
+    row = [cell.text for cell in table.rows[0]]
+    assert row[:6] == ["demo", "model.encoder.aifi.0.layers.0.self_attn", size, "(1, 1)", "45.00", "42.00"]
+    assert row[6:] == ["40.00", "37.00", "29.00", "30.00", "-6.5 [-9.5, -3.7]", "0 / 47 / 7 / 132 / 177"]
+    assert headline["demo"][size]["ce+kq - ce"] == paired and headline["demo"][size]["random"] == 0.40

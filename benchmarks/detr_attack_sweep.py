@@ -1,0 +1,65 @@
+"""What limits the DETR patch attack on the demo detector (docs/detection.md): mAP@[.5:.95] with the seed's
+exclusion rule under each objective against the patch side, the number of steps, the optimiser and the L1,2
+normalisation of L_kq^(1), with the attention on the patch key, on the demo's attacked val images.
+
+Needs the demo's `train_detr@scenes_rtdetr` output (run `dvc repro train_detr@scenes_rtdetr` first); the other
+settings are params.yaml's `attack_detr`. A run is the same library call the stage makes (`run_detr_attack`).
+Run: python -m benchmarks.detr_attack_sweep   → benchmarks/results/detr_attack_sweep.json (≈ 12 min on 2 CPU cores)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks.common import device, machine, save
+from pipeline.attacks.detr_patch import DetrPatchAttack
+from pipeline.config import validate_params
+from pipeline.data.coco_detection import label_map, load_detection_split
+from pipeline.evaluation.detection import evaluate_detector
+from pipeline.evaluation.detr_runs import patch_box_at_original, patch_corner, run_detr_attack
+from pipeline.models.detr import load_detector
+
+DATA = Path("data")
+DETECTOR = "scenes_rtdetr"
+# (objective, patch side, steps, optimiser, normalise): the patch sides at the demo's 60 steps, then the demo's
+# 20 px patch with more steps, momentum and without the normalisation
+RUNS = ([(objective, side, 60, "plain", True) for side in (12, 16, 24) for objective in ("ce", "ce+kq", "kq")]
+        + [("ce+kq", 20, 250, "plain", True), ("ce+kq", 20, 100, "momentum", True), ("ce+kq", 20, 100, "plain", False)])
+
+
+def main() -> None:
+    dev = device()
+    params = validate_params(yaml.safe_load(Path("params.yaml").read_text()))
+    cfg, entry = params.attack_detr, params.train_detr[DETECTOR]
+    detector = load_detector(DATA / "train_detr" / DETECTOR / "model", dev)
+    val = load_detection_split(DATA / "download" / entry.dataset, "val", cfg.num_images, params.seed, 1.0)
+    categories = label_map(detector.class_names, val.instances["categories"])
+    inputs = [detector.resize(image.as_float().to(dev)) for image in val.images]
+    ids = [image.image_id for image in val.images]
+    results = {"machine": machine(dev), "detector": DETECTOR, "images": len(ids), "centre": cfg.centre, "runs": []}
+    for objective, side, steps, optimiser, normalise in RUNS:
+        corner = patch_corner(tuple(cfg.centre), side)
+        boxes = {image.image_id: patch_box_at_original(corner, side, tuple(x.shape[-2:]), image.size)
+                 for image, x in zip(val.images, inputs)}
+        start = time.perf_counter()
+        attack = DetrPatchAttack(detector, side, steps, objective, cfg.step_size_255 / 255,
+                                 cfg.momentum if optimiser == "momentum" else None, cfg.attention_weight, normalise,
+                                 cfg.amp, params.seed)
+        run = run_detr_attack(attack, inputs, ids, tuple(cfg.centre), cfg.batch_size, 0, objective, params.seed)
+        clean = evaluate_detector(detector, inputs, val.images, val.instances, categories, cfg.batch_size, boxes)[0]
+        patched = evaluate_detector(detector, run.patched, val.images, val.instances, categories, cfg.batch_size,
+                                    boxes)[0]
+        area = side ** 2 / inputs[0][0].numel()
+        results["runs"].append({"objective": objective, "patch_px": side, "area_share": area, "steps": steps,
+                                "optimiser": optimiser, "normalise": normalise, "clean_AP": clean["AP"],
+                                "AP": patched["AP"],
+                                "attention_on_patch": run.attention_after.mean().item(),
+                                "seconds": time.perf_counter() - start})
+        save("detr_attack_sweep", results)
+
+
+if __name__ == "__main__":
+    main()
