@@ -4,17 +4,19 @@ normalisation of L_kq^(1), with the attention on the patch key, on the demo's at
 
 Needs the demo's `train_detr@scenes_rtdetr` output (run `dvc repro train_detr@scenes_rtdetr` first); the other
 settings are params.yaml's `attack_detr`. A run is the same library call the stage makes (`run_detr_attack`).
-Run: python -m benchmarks.detr_attack_sweep   → benchmarks/results/detr_attack_sweep.json (≈ 12 min on 2 CPU cores)
+Run: python -m benchmarks.detr_attack_sweep   → benchmarks/results/detr_attack_sweep.json (≈ 12 min on 2 CPU cores);
+the file is written after every run, and a second call keeps the runs it already holds and does the rest.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import yaml
 
-from benchmarks.common import device, machine, save
+from benchmarks.common import RESULTS, device, machine, save
 from pipeline.attacks.detr_patch import DetrPatchAttack
 from pipeline.config import validate_params
 from pipeline.data.coco_detection import label_map, load_detection_split
@@ -40,7 +42,13 @@ def main() -> None:
     inputs = [detector.resize(image.as_float().to(dev)) for image in val.images]
     ids = [image.image_id for image in val.images]
     results = {"machine": machine(dev), "detector": DETECTOR, "images": len(ids), "centre": cfg.centre, "runs": []}
+    previous = RESULTS / "detr_attack_sweep.json"
+    if previous.exists():
+        results["runs"] = json.loads(previous.read_text())["runs"]
+    done = {(r["objective"], r["patch_px"], r["steps"], r["optimiser"], r["normalise"]) for r in results["runs"]}
     for objective, side, steps, optimiser, normalise in RUNS:
+        if (objective, side, steps, optimiser, normalise) in done:
+            continue
         corner = patch_corner(tuple(cfg.centre), side)
         boxes = {image.image_id: patch_box_at_original(corner, side, tuple(x.shape[-2:]), image.size)
                  for image, x in zip(val.images, inputs)}

@@ -2,7 +2,8 @@
 
 Writes `data/report/`: metrics.json (per classifier: clean, `report.classifier_attack` and worst-case
 accuracy with the audit verdict; per masked classifier: the difference to its unmasked twin; per
-`report.defense_table` classifier: clean, FGSM, PGD-k, CW-k and worst-case accuracy, seed 002 Table 6;
+`report.defense_table` classifier: clean, FGSM, PGD-k, CW-k and worst-case accuracy, seed 002 Table 6, and the
+worst-case difference to the Madry row on the same images with its paired-bootstrap interval;
 per `attack_vit` target: clean and patched accuracy per optimiser and objective, seed 003 Table 3; per
 `train_detr` detector: mAP clean and per patch side and objective, seed 003 Table 4),
 report.md and report.html (audit failures in red) and plots/classifier_accuracy.csv.
@@ -10,6 +11,7 @@ report.md and report.html (audit failures in red) and plots/classifier_accuracy.
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -33,6 +35,17 @@ def read_metrics(path: Path) -> dict:
         raise SystemExit(f"{path}: not valid JSON ({exc})") from None
 
 
+def robust_flags(name: str, eps_key: str) -> dict[int, int]:
+    """Image index → 1 if no attack of the suite broke `name` at `eps_key` (its per_sample.csv)."""
+    path = DATA / "attack_classifier" / name / "per_sample.csv"
+    with path.open() as table:
+        rows = list(csv.DictReader(table))
+    column = f"{eps_key}/{WORST}"
+    if not rows or column not in rows[0]:
+        raise SystemExit(f"{path}: no column {column!r}; rerun `dvc repro`")
+    return {int(row["index"]): 1 - int(row[column]) for row in rows}
+
+
 def main() -> None:
     _, params = stage_args(__doc__.splitlines()[0], item=False)
     attack = params.report.classifier_attack
@@ -41,8 +54,9 @@ def main() -> None:
     try:
         accuracy, per_classifier = accuracy_table(params.classifiers, metrics, eps_key, attack)
         effect, mask_effect = mask_effect_table(params.classifiers, metrics, eps_key, attack)
+        robust = {name: robust_flags(name, eps_key) for name in params.report.defense_table}
         defenses, per_defense = defense_table(params.classifiers, metrics, params.report.defense_table,
-                                              params.attack_classifier.suite, eps_key)
+                                              params.attack_classifier.suite, eps_key, robust)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     patched = {name: read_metrics(DATA / "attack_vit" / name / "metrics.json") for name in params.attack_vit.targets}

@@ -1,15 +1,13 @@
 """Differentiable Grad-CAM (Selvaraju et al. 2017; methods.md P3, AAD eq. 1–3) and the attention area Att(x).
 
-g(x) = act( Σ_k α_k^c A^k ),  α_k^c = mean_{h,w} ∂z_c/∂A^k, with A the output of a named layer (default:
-the last block) and act = ReLU (the paper) or a spatial softmax (AAD's `code_v1`). With
-`create_graph=True` the map stays in the autograd graph, so a loss on it trains the weights (AAD's L_p)
-or moves the input (A3Attack); analysis leaves it off.
+g(x) = ReLU( Σ_k α_k^c A^k ),  α_k^c = mean_{h,w} ∂z_c/∂A^k, with A the output of a named layer (default:
+the last block). With `create_graph=True` the map stays in the autograd graph, so a loss on it trains the
+weights (AAD's L_p) or moves the input (A3Attack); analysis leaves it off.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,8 +16,6 @@ from torch import nn
 from pipeline.attention.layers import captured_outputs, named_layer
 from pipeline.models.forward import model_logits
 
-Activation = Literal["relu", "softmax"]
-
 
 @dataclass
 class GradCam:
@@ -27,8 +23,8 @@ class GradCam:
     logits: torch.Tensor    # B×K, from the same forward pass
 
 
-def grad_cam(model: nn.Module, images: torch.Tensor, classes: torch.Tensor | None, model_mask: torch.Tensor | None = None,
-             layer: str | None = None, create_graph: bool = False, activation: Activation = "relu",
+def grad_cam(model: nn.Module, images: torch.Tensor, classes: torch.Tensor | None,
+             model_mask: torch.Tensor | None = None, layer: str | None = None, create_graph: bool = False,
              amp: bool = False) -> GradCam:
     """Grad-CAM of class `classes[i]` for every image i (None: the class the model predicts for it),
     batched (one forward, one backward)."""
@@ -42,11 +38,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, classes: torch.Tensor | Non
             classes = logits.detach().argmax(1)
         score = logits.gather(1, classes[:, None]).sum()
         (grad,) = torch.autograd.grad(score, outputs[0], create_graph=create_graph)
-        weighted = (grad.float().mean((2, 3), keepdim=True) * features).sum(1)
-        if activation == "relu":
-            cam = F.relu(weighted)
-        else:
-            cam = weighted.flatten(1).softmax(1).view_as(weighted)
+        cam = F.relu((grad.float().mean((2, 3), keepdim=True) * features).sum(1))
     if not create_graph:
         cam, logits = cam.detach(), logits.detach()
     return GradCam(cam, logits)

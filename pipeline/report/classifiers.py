@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from pipeline.config import Classifier, SuiteEntry
+from pipeline.evaluation.intervals import paired_bootstrap
 from pipeline.report.tables import Cell, Table, percent
 
 WORST = "worst_case"
@@ -109,23 +110,54 @@ def recipe_label(entry: Classifier) -> str:
     return f"{entry.recipe} ({options})" if options else entry.recipe
 
 
+def madry_baseline(entries: dict[str, Classifier], names: list[str]) -> str | None:
+    """The row every defense is compared with: the first of `names` trained with plain `madry` and no mask."""
+    return next((n for n in names if entries[n].recipe == "madry" and entries[n].mask == "none"), None)
+
+
+def paired_to_baseline(robust: dict[str, dict[int, int]], name: str, baseline: str) -> dict:
+    """Worst-case accuracy of `name` minus the baseline's on the same images (per-sample robust flags by image
+    index): the mean difference with its 95% paired-bootstrap interval."""
+    if set(robust[name]) != set(robust[baseline]):
+        raise ValueError(f"data/attack_classifier/{name}/per_sample.csv and {baseline}'s hold different images: "
+                         "rerun their attack_classifier stages")
+    indices = sorted(robust[baseline])
+    return paired_bootstrap([robust[name][i] for i in indices], [robust[baseline][i] for i in indices])
+
+
 def defense_table(entries: dict[str, Classifier], metrics: dict[str, dict], names: list[str],
-                  suite: dict[str, SuiteEntry], eps_key: str) -> tuple[Table, dict]:
+                  suite: dict[str, SuiteEntry], eps_key: str,
+                  robust: dict[str, dict[int, int]] | None = None) -> tuple[Table, dict]:
     """Seed 002's Table 6 on our data: one row per classifier of `names`, accuracy (%) clean and under
-    FGSM, PGD-k and CW-k of the suite, plus the per-sample worst case over the whole suite."""
+    FGSM, PGD-k and CW-k of the suite, plus the per-sample worst case over the whole suite; with `robust` (per
+    classifier, image index → 1 if no attack of the suite broke it), each row's worst-case difference to the Madry
+    row on the same images with its 95% paired-bootstrap interval."""
     columns = table6_columns(suite)
+    baseline = madry_baseline(entries, names) if robust else None
+    paired_header = [f"Δ worst case vs {baseline} [95%]"] if baseline else []
     table = Table(f"Defenses (seed 002, Table 6 layout): accuracy in % at {eps_key}",
-                  ["classifier", "recipe", "clean", *(header for _, header in columns), "worst case"])
+                  ["classifier", "recipe", "clean", *(header for _, header in columns), "worst case", *paired_header])
     headline, half_widths = {}, []
     for name in names:
         results = _results(metrics[name], name, eps_key, [attack for attack, _ in columns])
-        table.rows.append([Cell(name), Cell(recipe_label(entries[name])),
-                           *(Cell(f"{100 * summary['accuracy']:.1f}") for summary in results.values())])
-        half_widths += [(summary["ci95_high"] - summary["ci95_low"]) / 2 for summary in results.values()]
         headline[name] = {key: summary["accuracy"] for key, summary in results.items()}
+        paired = []
+        if baseline and name != baseline:
+            difference = headline[name]["vs_madry_worst_case"] = paired_to_baseline(robust, name, baseline)
+            paired = [Cell(f"{100 * difference['mean']:+.1f} [{100 * difference['low']:+.1f}, "
+                           f"{100 * difference['high']:+.1f}]" + (" separated" if difference["separated"] else ""))]
+        elif baseline:
+            paired = [Cell("(baseline)")]
+        table.rows.append([Cell(name), Cell(recipe_label(entries[name])),
+                           *(Cell(f"{100 * summary['accuracy']:.1f}") for summary in results.values()), *paired])
+        half_widths += [(summary["ci95_high"] - summary["ci95_low"]) / 2 for summary in results.values()]
     if names:
         counts = sorted({metrics[name]["num_images"] for name in names})
         table.notes.append(f"images per classifier: {', '.join(map(str, counts))}; the widest 95% Wilson interval "
                            f"here is ±{100 * max(half_widths):.1f} points (all intervals: "
                            f"data/attack_classifier/<name>/metrics.json).")
+    if baseline:
+        table.notes.append(f"Δ worst case: the classifier's worst-case accuracy minus {baseline}'s on the same images, "
+                           "in points, with the 95% interval of a paired bootstrap over the images; 'separated' when "
+                           "it excludes zero.")
     return table, headline

@@ -6,7 +6,6 @@ from pipeline.config import AttackDetr
 from pipeline.report.patches import objective_label
 from pipeline.report.tables import Cell, Table
 
-
 COMPARED = "ce+kq - ce"          # the seed's claim: the attention term makes the patch stronger than L_ce alone
 
 

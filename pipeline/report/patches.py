@@ -5,8 +5,8 @@ from __future__ import annotations
 from pipeline.config import AttackVit
 from pipeline.report.tables import Cell, Table
 
-OBJECTIVE_LABELS = {"random": "random patch", "ce": "L_ce", "ce+kq": "L_ce+L_kq", "ce+kq_cls": "L_ce+L_kq*", "kq_cls": "L_kq*",
-                    "kq": "L_kq", "ce+patch_fool": "L_ce+Patch-Fool", "patch_fool": "Patch-Fool"}
+OBJECTIVE_LABELS = {"random": "random patch", "ce": "L_ce", "ce+kq": "L_ce+L_kq", "ce+kq_cls": "L_ce+L_kq*",
+                    "kq_cls": "L_kq*", "kq": "L_kq", "ce+patch_fool": "L_ce+Patch-Fool", "patch_fool": "Patch-Fool"}
 
 
 def objective_label(objective: str) -> str:

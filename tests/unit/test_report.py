@@ -131,3 +131,21 @@ def test_detection_table_has_the_control_the_paired_difference_and_the_removed_b
     assert row[:6] == ["demo", "model.encoder.aifi.0.layers.0.self_attn", size, "(1, 1)", "45.00", "42.00"]
     assert row[6:] == ["40.00", "37.00", "29.00", "30.00", "-6.5 [-9.5, -3.7]", "0 / 47 / 7 / 132 / 177"]
     assert headline["demo"][size]["ce+kq - ce"] == paired and headline["demo"][size]["random"] == 0.40
+
+
+def test_defense_rows_get_their_paired_worst_case_difference_to_madry():
+    """Flags by hand: on 20 images the defense survives 3 more than Madry (and loses 1 Madry kept): +10 points."""
+    entries = {"madry": entry("none", recipe="madry"), "alp": entry("none", recipe="alp")}
+    results = {name: metrics(0.7, 0.4, (0.3, 0.2, 0.4)) for name in entries}
+    results = {name: {**r, EPS: {**r[EPS], **{a: summary(0.3, 0.2, 0.4) for a, _ in table6_columns(SUITE)}}}
+               for name, r in results.items()}
+    madry = {i: int(i < 8) for i in range(20)}
+    alp = {**madry, 0: 0, 10: 1, 11: 1, 12: 1}
+    table, headline = defense_table(entries, results, ["madry", "alp"], SUITE, EPS, {"madry": madry, "alp": alp})
+    assert table.header[-1] == "Δ worst case vs madry [95%]"
+    assert table.rows[0][-1].text == "(baseline)" and table.rows[1][-1].text.startswith("+10.0 [")
+    difference = headline["alp"]["vs_madry_worst_case"]
+    assert difference["mean"] == pytest.approx(0.10) and difference["n"] == 20
+    assert difference["low"] < 0.10 < difference["high"]
+    with pytest.raises(ValueError, match="different images"):
+        defense_table(entries, results, ["madry", "alp"], SUITE, EPS, {"madry": madry, "alp": {1: 1}})
