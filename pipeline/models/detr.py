@@ -46,12 +46,12 @@ def working_size(height: int, width: int, size: dict[str, int]) -> tuple[int, in
     return shortest, int(scale * width / height)
 
 
-def image_attention(model: nn.Module) -> tuple[str, nn.Module]:
-    """(name, module) of the first dot-product self-attention over image tokens: the first module inside the encoder
-    with q/k projections (DETR, Conditional DETR: encoder layer 0; RT-DETR: the AIFI layer's first layer)."""
+def image_attention(model: nn.Module) -> str:
+    """The name of the first dot-product self-attention over image tokens: the first module inside the encoder with
+    q/k projections (DETR, Conditional DETR: encoder layer 0; RT-DETR: the AIFI layer's first layer)."""
     for name, module in model.named_modules():
         if ".encoder." in f".{name}." and all(hasattr(module, a) for a in ("q_proj", "k_proj", "head_dim")):
-            return name, module
+            return name
     raise ValueError(f"{type(model).__name__}: no encoder self-attention with q_proj/k_proj/head_dim")
 
 
@@ -69,7 +69,7 @@ class Detector(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.size = {key: value for key, value in dict(processor.size).items() if value is not None}
-        self.attention_name = image_attention(model)[0]
+        self.attention_name = image_attention(model)
 
     @property
     def attention(self) -> nn.Module:

@@ -38,6 +38,13 @@ class DetectorFitSettings:
     warmup_steps: int = 0            # linear learning-rate warm-up over the first steps, then the schedule
 
 
+def step_learning_rate(settings: DetectorFitSettings, step: int, total: int) -> float:
+    """The learning rate of optimiser step `step` (0-based) of `total`: the schedule at progress step / total, scaled
+    by (step + 1) / warmup_steps during the linear warm-up."""
+    warmup = min(1.0, (step + 1) / settings.warmup_steps) if settings.warmup_steps else 1.0
+    return warmup * learning_rate(settings.optimiser, step / total)
+
+
 def flipped(image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
     """The image mirrored left-right and its normalised (cx, cy, w, h) boxes with it: cx → 1 − cx."""
     boxes = target["boxes"].clone()
@@ -55,9 +62,8 @@ def train_epoch(detector: Detector, inputs: list[torch.Tensor], targets: list[di
     batches = [order[i:i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
     totals: dict[str, torch.Tensor] = {}
     for step, batch in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False)):
-        done = epoch * len(batches) + step
-        warmup = min(1.0, (done + 1) / settings.warmup_steps) if settings.warmup_steps else 1.0
-        set_learning_rate(optimizer, warmup * learning_rate(settings.optimiser, done / (len(batches) * settings.epochs)))
+        set_learning_rate(optimizer, step_learning_rate(settings, epoch * len(batches) + step,
+                                                        len(batches) * settings.epochs))
         pairs = [flipped(inputs[i], targets[i]) if flips[i] else (inputs[i], targets[i]) for i in batch]
         pixels, mask = detector.pad([image.to(device) for image, _ in pairs])
         labels = [{key: value.to(device) for key, value in target.items()} for _, target in pairs]

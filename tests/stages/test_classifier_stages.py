@@ -117,9 +117,17 @@ def test_report_shows_a_failed_audit_in_red(trained):
     assert "<td class='fail'>large_eps_accuracy" in rows[name]
     assert ("class='fail'" in rows["gtsrb_natural_foreground"]) != report["classifiers"]["gtsrb_natural_foreground"]["audit_passed"]
     attacked = json.loads((trained / "data/attack_classifier/coco_ic_aad_none/metrics.json").read_text())
-    assert report["defenses"]["coco_ic_aad_none"] == {"clean": attacked["clean"]["accuracy"],
-                                                      **{k: attacked["eps_4_255"][k]["accuracy"]
-                                                         for k in ("fgsm", "pgd3", "cw3", "worst_case")}}
+    row = dict(report["defenses"]["coco_ic_aad_none"])
+    paired = row.pop("vs_madry_worst_case")
+    assert row == {"clean": attacked["clean"]["accuracy"],
+                   **{k: attacked["eps_4_255"][k]["accuracy"] for k in ("fgsm", "pgd3", "cw3", "worst_case")}}
+    robust = {}                                  # per image: 1 if no attack broke it (per_sample.csv, by hand)
+    for classifier in ("coco_ic_aad_none", name):
+        with open(trained / "data/attack_classifier" / classifier / "per_sample.csv") as table:
+            robust[classifier] = {r["index"]: 1 - int(r["eps_4_255/worst_case"]) for r in csv.DictReader(table)}
+    differences = [robust["coco_ic_aad_none"][i] - robust[name][i] for i in robust[name]]
+    assert paired["n"] == len(differences) and paired["mean"] == pytest.approx(sum(differences) / len(differences))
+    assert paired["low"] <= paired["mean"] <= paired["high"]
 
 
 def test_attention_recipe_logs_its_loss_terms_per_epoch(workdir):

@@ -3,6 +3,8 @@ pieces of the DETR patch attack: key cell, masked L_kq, no-object objective, pat
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -226,3 +228,18 @@ def test_patch_attack_lowers_map_on_an_overfitted_fixture_detector(tmp_path):
         attack = DetrPatchAttack(detector, 16, steps=30, objective=objective, step_size=32 / 255)
         patched = run_detr_attack(attack, inputs, [1, 2, 3, 4], (32, 32), 4, 0, objective).patched
         assert evaluate_detector(detector, patched, images, instances, categories, 4, patch)[0]["AP"] < clean - 0.05
+
+
+def test_detector_learning_rate_warms_up_linearly_then_follows_the_cosine():
+    from pipeline.config import Optimiser
+    from pipeline.train.detection import DetectorFitSettings, step_learning_rate
+
+    optimiser = Optimiser(name="adamw", lr=1e-3, momentum=0.9, weight_decay=0.0, schedule="cosine")
+    settings = DetectorFitSettings(2, 8, optimiser, 0, 0.1, 0.5, 1, warmup_steps=50)
+    total = 1000
+    assert step_learning_rate(settings, 0, total) == pytest.approx(1e-3 / 50)                 # (0 + 1) / 50 of lr
+    assert step_learning_rate(settings, 24, total) == pytest.approx(1e-3 * 25 / 50 * 0.5 * (1 + math.cos(
+        math.pi * 24 / total)))
+    assert step_learning_rate(settings, 500, total) == pytest.approx(1e-3 * 0.5)              # cosine half-way
+    no_warmup = DetectorFitSettings(2, 8, optimiser, 0, 0.1, 0.5, 1)
+    assert step_learning_rate(no_warmup, 0, total) == pytest.approx(1e-3)
