@@ -239,6 +239,7 @@ class Classifier(Strict):
     val_subset: int = Field(ge=1)
     options: dict[str, Any] = Field(default_factory=dict)   # the recipe's own keys (its `Options` model)
     checkpoint_every: int = Field(default=0, ge=0)           # keep every n-th epoch's weights (0: the last only)
+    holdout_share: float = Field(default=0.0, ge=0, lt=1)    # tuning: train without this share of the sources, evaluate on it
 
     @model_validator(mode="after")
     def _options_fit_the_recipe(self) -> "Classifier":

@@ -41,7 +41,7 @@ def main() -> None:
     device = pick_device()
     out = DATA / "train_classifier" / name
     augment = getattr(params.augment, entry.dataset)
-    data = training_data(entry.dataset, augment, entry.val_subset, params.seed)
+    data = training_data(entry.dataset, augment, entry.val_subset, params.seed, entry.holdout_share)
     config = model_config(entry, data.train, data.meta)
     torch.manual_seed(params.seed)
     model = build_classifier(config).to(device)
@@ -54,7 +54,7 @@ def main() -> None:
         warmup_step = step_fn if entry.recipe == "natural" else build_recipe(
             "natural", model, RecipeSettings(eps, step, entry.adversary.steps))
     settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, params.seed, entry.mask, eps, step,
-                           entry.adversary.steps, warmup_epochs, entry.checkpoint_every)
+                           entry.adversary.steps, warmup_epochs, entry.checkpoint_every, data.eval_split)
     inputs = [library_digest(), Path(__file__).read_text(), params.seed, augment.model_dump(), *data.identity]
     identity = fingerprint(*inputs, entry.model_dump())
     warmup_key = {**entry.model_dump(exclude=WARMUP_INDEPENDENT), "warmup_epochs": warmup_epochs}
@@ -65,8 +65,10 @@ def main() -> None:
     save_classifier(out, model, config)
     replace_folder(out / "resume" / SNAPSHOTS, out / "checkpoints")
     write_json(out / "metrics.json", history[-1])
-    log.info("%s: clean val accuracy %.4f, PGD-%d accuracy %.4f on %d val images", name, history[-1]["val_accuracy"],
-             entry.adversary.steps, history[-1]["val_pgd_accuracy"], len(data.val_subset))
+    split = data.eval_split
+    log.info("%s: clean %s accuracy %.4f, PGD-%d accuracy %.4f on %d %s images", name, split,
+             history[-1][f"{split}_accuracy"], entry.adversary.steps, history[-1][f"{split}_pgd_accuracy"],
+             len(data.val_subset), split)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ def build_augmentation(cfg: Augment) -> albumentations.Compose:
 
 
 class PreparedDataset(Dataset):
-    """Samples of `data/prepare/<ds>/<split>/` as (image 3×S×S float in [0,1], mask 1×S×S, random mask, label)."""
+    """Samples of `data/prepare/<ds>/<split>/` as (image 3×S×S float in [0,1], mask 1×S×S, random mask, label).
 
-    def __init__(self, folder: Path, augment: Augment | None = None):
+    `keep`: the sample indices served (default all of them), e.g. a training split without its held-out part."""
+
+    def __init__(self, folder: Path, augment: Augment | None = None, keep: np.ndarray | None = None):
         folder = Path(folder)
         self.images = np.load(folder / "images.npy", mmap_mode="r")
         self.masks = np.load(folder / "masks.npy", mmap_mode="r")
@@ -45,12 +47,14 @@ class PreparedDataset(Dataset):
         self.labels = np.load(folder / "labels.npy")
         if not len(self.images) == len(self.masks) == len(self.random_masks) == len(self.labels):
             raise ValueError(f"{folder}: images, masks, random_masks and labels differ in length")
+        self.keep = np.arange(len(self.labels)) if keep is None else np.asarray(keep)
         self.transform = build_augmentation(augment) if augment is not None else None
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.keep)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        index = self.keep[position]
         image, mask, random = np.array(self.images[index]), np.array(self.masks[index]), np.array(self.random_masks[index])
         if self.transform is not None:
             out = self.transform(image=image, mask=np.stack([mask, random], -1))

@@ -41,6 +41,7 @@ class FitSettings:
     eval_steps: int
     warmup_epochs: int = 0               # epochs that use `warmup_step` instead of the recipe's step
     snapshot_every: int = 0              # keep the weights of every n-th epoch (0: only the last)
+    eval_name: str = "val"               # the evaluated split in the metric names: val, or holdout (tuning)
 
 
 def phase_progress(settings: FitSettings, epoch: float) -> float:
@@ -84,7 +85,8 @@ def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_se
     training: adversarial training from scratch learns slowly), the rest with `step`, as if fine-tuning
     a pretrained model: the learning-rate schedule restarts when the warm-up ends.
 
-    After every epoch: clean accuracy on `val_set`, PGD accuracy on `val_subset`, a resume state, a
+    After every epoch: clean accuracy on `val_set`, PGD accuracy on `val_subset` (named after
+    settings.eval_name), a resume state, a
     weight snapshot in `state_dir/snapshots/` every `snapshot_every` epochs and after the last one, then
     `on_epoch_end(metrics)`. Returns the per-epoch metrics of the whole run (resumed epochs included).
 
@@ -115,8 +117,8 @@ def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_se
                             generator=torch.Generator().manual_seed(seed))
         epoch_step = warmup_step if epoch < settings.warmup_epochs else step
         metrics = {"epoch": epoch + 1, **train_epoch(model, epoch_step, loader, optimizer, settings, epoch, device),
-                   "val_accuracy": accuracy(model, val_set, EVAL_BATCH, device, settings.mask_mode),
-                   "val_pgd_accuracy": robust_accuracy(attack, val_subset, EVAL_BATCH, device, settings.mask_mode)}
+                   f"{settings.eval_name}_accuracy": accuracy(model, val_set, EVAL_BATCH, device, settings.mask_mode),
+                   f"{settings.eval_name}_pgd_accuracy": robust_accuracy(attack, val_subset, EVAL_BATCH, device, settings.mask_mode)}
         log.info("epoch %d/%d: %s", epoch + 1, settings.epochs,
                  ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "epoch"))
         state = ResumeState(epoch + 1, [*state.history, metrics], fingerprint)

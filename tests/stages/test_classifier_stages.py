@@ -12,10 +12,11 @@ import torch
 import yaml
 
 from pipeline.data.dataset import SampleTensors, seeded_subset
+from pipeline.data.holdout import holdout_indices
 from pipeline.evaluation.accuracy import correct_flags
 from pipeline.evaluation.intervals import wilson_interval
 from pipeline.models.checkpoint import load_classifier
-from tests.helpers import run
+from tests.helpers import copy_project, run
 
 NAMES = ("gtsrb_natural_foreground", "coco_ic_madry_none")
 
@@ -169,3 +170,27 @@ def test_attention_analysis_tables_match_its_per_sample_rows(trained, name):
     kept = sorted(p.name for p in (trained / "data/train_classifier" / name / "checkpoints").iterdir())
     assert kept == [f"epoch_{e:03d}.safetensors" for e in range(1, epochs + 1)]
     assert (folder / "images/cam_epochs.png").stat().st_size > 0
+
+
+def test_a_tuning_run_trains_without_its_holdout_and_reports_on_it(workdir, tmp_path):
+    """holdout_share: the held-out sources leave the training set; the curves and metrics are on them, by name."""
+    project = copy_project(tmp_path)
+    (project / "data").mkdir()
+    (project / "data/prepare").symlink_to(workdir / "data/prepare")
+    p = params(workdir)
+    entry = {**p["classifiers"]["coco_ic_madry_none"], "holdout_share": 0.3}
+    p["classifiers"]["tuned"] = entry
+    (project / "params.yaml").write_text(yaml.safe_dump(p))
+    run([sys.executable, "-m", "stages.train_classifier", "tuned"], project)
+
+    train = workdir / "data/prepare/coco_ic/train"
+    index, labels = json.loads((train / "index.json").read_text()), np.load(train / "labels.npy")
+    held = [i for i in range(len(index)) if index[i]["source_file"] in {index[j]["source_file"] for j in
+                                                                        holdout_indices(index, labels, "coco_ic", 0.3, p["seed"])}]
+    assert 0 < len(held) < len(index)
+    folder = project / "data/train_classifier/tuned"
+    model, _ = load_classifier(folder)
+    accuracy = correct_flags(model, SampleTensors(train, held), 64, torch.device("cpu"), "none").float().mean().item()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["holdout_accuracy"] == pytest.approx(accuracy) and "val_accuracy" not in metrics
+    assert {p.stem for p in (folder / "plots/metrics").glob("*.tsv")} >= {"holdout_accuracy", "holdout_pgd_accuracy"}
