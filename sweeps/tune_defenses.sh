@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Queue the defense tuning sweep (issue 18 §2, docs/defenses.md): every run trains one GTSRB classifier without a
-# held-out 20% of each class's tracks and reports holdout_accuracy / holdout_pgd_accuracy on them. Never the
+# held-out 20% of each class's tracks (215 images in the demo) and reports holdout_accuracy / holdout_pgd_accuracy on them. Never the
 # validation (test) images. Run the queue with `dvc queue start -j 1`, then compare with
 #   dvc exp show --only-changed --drop 'val_.*|train_.*' --keep 'holdout_.*'
 # Recipe length: Madry at 6, 11, 16 and 21 recipe epochs after the shared 10 clean ones; the weights at 16.
@@ -9,7 +9,8 @@ share=0.2
 recipe_epochs=26          # 10 clean + 16 recipe epochs
 queue() {                 # queue NAME CLASSIFIER [-S key=value ...]
   local name=$1 entry=$2; shift 2
-  dvc exp run --queue -n "$name" "train_classifier@$entry" -S "classifiers.$entry.holdout_share=$share" "$@"
+  dvc exp run --queue -n "$name" "train_classifier@$entry" -S "classifiers.$entry.holdout_share=$share" \
+    -S "classifiers.$entry.val_subset=100000" "$@"          # the PGD curve on every held-out image, not a subset
 }
 for epochs in 16 21 26 31; do
   queue "tune-madry-e$epochs" gtsrb_madry_none -S "classifiers.gtsrb_madry_none.epochs=$epochs"
