@@ -240,6 +240,7 @@ class Classifier(Strict):
     options: dict[str, Any] = Field(default_factory=dict)   # the recipe's own keys (its `Options` model)
     checkpoint_every: int = Field(default=0, ge=0)           # keep every n-th epoch's weights (0: the last only)
     holdout_share: float = Field(default=0.0, ge=0, lt=1)    # tuning: train without this share of the sources, evaluate on it
+    attack_images: int | None = Field(default=None, ge=1)    # attack_classifier's images for it (None: its num_images)
 
     @model_validator(mode="after")
     def _options_fit_the_recipe(self) -> "Classifier":
@@ -512,12 +513,25 @@ class AttackDetr(Strict):
 
 
 # -------------------------------------------------------------------------- report
+class Claim(Strict):
+    """A seed paper's claim that classifier `better` scores above `than` on `measure`, per image: robust under the
+    whole suite (worst_case), or, from analyze_attention's per_sample.csv, the Grad-CAM's IoU with the object
+    (iou_gt, seed 002 Table 1) or the clean and attacked top-n cells' IoU (iou_cells_<n>, Table 3)."""
+
+    claim: str
+    better: str
+    than: str
+    measure: str = Field(default="worst_case", pattern=r"^(worst_case|iou_gt|iou_cells_\d+)$")
+
+
 class Report(Strict):
-    """What the report compares: classifiers by clean, `classifier_attack` and worst-case accuracy, and the
-    `defense_table` classifiers (rows, in this order) in the layout of seed 002's Table 6."""
+    """What the report compares: classifiers by clean, `classifier_attack` and worst-case accuracy, the
+    `defense_table` classifiers (rows, in this order) in the layout of seed 002's Table 6, and the `claims`,
+    each a paired difference on the same images with a verdict."""
 
     classifier_attack: str
     defense_table: list[str] = Field(default_factory=list)
+    claims: list[Claim] = Field(default_factory=list)
 
 
 class Params(Strict):
@@ -542,6 +556,11 @@ class Params(Strict):
         unknown = [name for name in self.report.defense_table if name not in self.classifiers]
         if unknown:
             raise ValueError(f"report.defense_table names classifiers that `classifiers:` lacks: {unknown}")
+        for i, claim in enumerate(self.report.claims):
+            unknown = [name for name in (claim.better, claim.than) if name not in self.classifiers]
+            if unknown:
+                raise ValueError(f"report.claims.{i} ({claim.claim!r}) names classifiers that `classifiers:` lacks: "
+                                 f"{unknown}")
         return self
 
     @model_validator(mode="after")

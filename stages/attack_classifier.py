@@ -78,7 +78,8 @@ def main() -> None:
     if mask_mode != entry.mask:
         log.info("%s: remask_at_test is off: evaluating the network without its mask", name)
     val = DATA / "prepare" / entry.dataset / "val"
-    samples = SampleTensors(val, seeded_subset(len(PreparedDataset(val)), cfg.num_images, params.seed))
+    count = entry.attack_images or cfg.num_images       # seeded: a smaller count's images are among a larger one's
+    samples = SampleTensors(val, seeded_subset(len(PreparedDataset(val)), count, params.seed))
     evaluation = Evaluation(model, mask_mode, samples, cfg.batch_size, device, cfg.step_ratio, cfg.amp, params.seed)
     runner = SuiteRunner(evaluation, planned_runs(cfg))
 

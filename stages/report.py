@@ -1,12 +1,14 @@
 """Stage `report`: the headline numbers of every stage in one place (methods.md, "Report").
 
-Writes `data/report/`: metrics.json (per classifier: clean, `report.classifier_attack` and worst-case
+Writes `data/report/`: metrics.json (the headline numbers, pipeline/report/headline.py: the only metrics
+`dvc exp show` lists), details.json (per classifier: clean, `report.classifier_attack` and worst-case
 accuracy with the audit verdict; per masked classifier: the difference to its unmasked twin; per
 `report.defense_table` classifier: clean, FGSM, PGD-k, CW-k and worst-case accuracy, seed 002 Table 6, and the
 worst-case difference to the Madry row on the same images with its paired-bootstrap interval;
 per `attack_vit` target: clean and patched accuracy per optimiser and objective, seed 003 Table 3; per
-`train_detr` detector: mAP clean and per patch side and objective, seed 003 Table 4),
-report.md and report.html (audit failures in red) and plots/classifier_accuracy.csv.
+`train_detr` detector: mAP clean and per patch side and objective, seed 003 Table 4; per `report.claims` entry: the
+paired worst-case difference and its verdict), report.md with figures/ beside it, report.html (self-contained, audit
+failures in red) and plots/classifier_accuracy.csv.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from pathlib import Path
 
 from pipeline.evaluation.suite import eps_label
 from pipeline.io.atomic import write_bytes, write_json
+from pipeline.report.claims import claims_table
 from pipeline.report.classifiers import WORST, accuracy_table, defense_table, mask_effect_table
 from pipeline.report.detection import detection_table
+from pipeline.report.headline import headline
 from pipeline.report.patches import patch_tables
-from pipeline.report.tables import csv_bytes, render_html, render_markdown
+from pipeline.report.tables import Figure, csv_bytes, render_html, render_markdown
+from pipeline.report.training_figure import PANELS, read_curve, training_curves_png
 from stages.common import DATA, log, stage_args
 
 TITLE = "attnrobust report"
@@ -46,6 +51,32 @@ def robust_flags(name: str, eps_key: str) -> dict[int, int]:
     return {int(row["index"]): 1 - int(row[column]) for row in rows}
 
 
+def attention_values(name: str, measure: str) -> dict[int, float]:
+    """Image index → `measure` (an IoU column of analyze_attention's per_sample.csv) where it is defined."""
+    path = DATA / "analyze_attention" / name / "per_sample.csv"
+    with path.open() as table:
+        rows = list(csv.DictReader(table))
+    if rows and measure not in rows[0]:
+        raise SystemExit(f"{path}: no column {measure!r} (has {sorted(rows[0])}); check report.claims and "
+                         "analyze_attention.cells")
+    return {int(float(row["index"])): float(row[measure]) for row in rows if row[measure] not in ("", "nan")}
+
+
+def defense_curves(params) -> Figure | None:
+    """All `report.defense_table` classifiers' per-epoch validation curves on one chart."""
+    names = params.report.defense_table
+    if not names:
+        return None
+    curves = {name: {metric: read_curve(DATA / "train_classifier" / name / "plots" / "metrics" / f"{metric}.tsv")
+                     for metric, _ in PANELS} for name in names}
+    warmups = {params.classifiers[name].warmup_epochs for name in names if params.classifiers[name].recipe != "natural"}
+    figure = training_curves_png(curves, warmups.pop() if len(warmups) == 1 else 0)
+    return Figure("Defenses: training curves", "defense_curves.png", figure,
+                  "Clean accuracy on the whole validation split and PGD accuracy (the training adversary) on its "
+                  "seeded subset after every epoch; every recipe continues from the same clean warm-up. The recipe "
+                  "length was chosen where Madry's curve flattens on the tuning hold-out (docs/defenses.md).")
+
+
 def main() -> None:
     _, params = stage_args(__doc__.splitlines()[0], item=False)
     attack = params.report.classifier_attack
@@ -53,10 +84,17 @@ def main() -> None:
     metrics = {name: read_metrics(DATA / "attack_classifier" / name / "metrics.json") for name in params.classifiers}
     try:
         accuracy, per_classifier = accuracy_table(params.classifiers, metrics, eps_key, attack)
-        effect, mask_effect = mask_effect_table(params.classifiers, metrics, eps_key, attack)
-        robust = {name: robust_flags(name, eps_key) for name in params.report.defense_table}
+        robust = {name: robust_flags(name, eps_key) for name in params.classifiers}
+        effect, mask_effect = mask_effect_table(params.classifiers, metrics, eps_key, attack, robust)
         defenses, per_defense = defense_table(params.classifiers, metrics, params.report.defense_table,
                                               params.attack_classifier.suite, eps_key, robust)
+        per_image = {"worst_case": robust}
+        for claim in params.report.claims:
+            if claim.measure != "worst_case":
+                per_image.setdefault(claim.measure, {}).update(
+                    {name: attention_values(name, claim.measure) for name in (claim.better, claim.than)})
+        claims, per_claim = claims_table(params.report.claims, per_image, eps_key)
+        curves = defense_curves(params)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     patched = {name: read_metrics(DATA / "attack_vit" / name / "metrics.json") for name in params.attack_vit.targets}
@@ -67,12 +105,17 @@ def main() -> None:
     out = DATA / "report"
     rows = [[name, *(values[k] for k in ("clean", attack, WORST))] for name, values in per_classifier.items()]
     write_bytes(out / "plots" / "classifier_accuracy.csv", csv_bytes(["classifier", "clean", attack, WORST], rows))
-    tables = [accuracy, effect, *([defenses] if per_defense else []), *(patch if per_target else []),
-              *([detection] if per_detector else [])]
-    write_bytes(out / "report.md", render_markdown(TITLE, tables).encode())
-    write_bytes(out / "report.html", render_html(TITLE, tables).encode())
-    write_json(out / "metrics.json", {"classifiers": per_classifier, "mask_effect": mask_effect, "defenses": per_defense,
-                                      "patches": per_target, "detectors": per_detector})
+    sections = [accuracy, effect, *([defenses] if per_defense else []), *([curves] if curves else []),
+                *([claims] if per_claim else []), *(patch if per_target else []), *([detection] if per_detector else [])]
+    figures = [section for section in sections if isinstance(section, Figure)]
+    for figure in figures:
+        write_bytes(out / "figures" / figure.file, figure.png)
+    write_bytes(out / "report.md", render_markdown(TITLE, sections).encode())
+    write_bytes(out / "report.html", render_html(TITLE, sections).encode())
+    details = {"classifiers": per_classifier, "mask_effect": mask_effect, "defenses": per_defense, "claims": per_claim,
+               "patches": per_target, "detectors": per_detector}
+    write_json(out / "details.json", details)
+    write_json(out / "metrics.json", headline(details, params.attack_vit.placements[0], params.attack_vit.optimisers[-1]))
     for name, values in per_classifier.items():
         if not values["audit_passed"]:
             log.warning("%s: gradient-masking audit FAILED (see data/attack_classifier/%s/metrics.json)", name, name)

@@ -1,6 +1,7 @@
 """Gradient-masking audit (methods.md, last section; the checks of Croce & Hein 2020 / Carlini et al. 2019).
 
-Each check returns its number and pass/fail against a threshold from params:
+Each check returns its number and pass/fail against a threshold from params. Shares are decided on image counts
+(3 of 100 images against a limit of 0.03 passes), never on float32 accuracies:
 - zero gradients: share of correctly classified samples whose input gradient of the CE is exactly 0;
 - PGD-20 vs PGD-100: accuracy gap (a large gap means the 20-step attack was not converged);
 - black box beats white box: samples that Square breaks but no white-box attack of the suite does;
@@ -25,7 +26,14 @@ def check(value: float, limit: float) -> dict:
     return {"value": float(value), "limit": float(limit), "pass": bool(value <= limit)}
 
 
-def zero_gradient_share(runner: SuiteRunner) -> float:
+def share_check(count: int, total: int, limit: float) -> dict:
+    """`count` of `total` images against a limit on their share: passes while count ≤ limit · total."""
+    share = count / total if total else 0.0
+    return {"value": share, "count": int(count), "images": int(total), "limit": float(limit),
+            "pass": bool(count <= limit * total + 1e-9)}
+
+
+def zero_gradient_count(runner: SuiteRunner) -> tuple[int, int]:
     e = runner.evaluation
     zero = []
     with frozen_eval(e.model):
@@ -35,7 +43,7 @@ def zero_gradient_share(runner: SuiteRunner) -> float:
             (grad,) = torch.autograd.grad(loss.sum(), images)
             zero.append((grad.flatten(1).abs().amax(1) == 0).cpu())
     zero_flags = torch.cat(zero)[runner.clean_correct]
-    return zero_flags.float().mean().item() if len(zero_flags) else 0.0
+    return int(zero_flags.sum()), len(zero_flags)
 
 
 @torch.no_grad()
@@ -47,21 +55,17 @@ def forward_change(runner: SuiteRunner) -> float:
     return (first - second).abs().max().item()
 
 
-def robust(success: torch.Tensor) -> float:
-    """Robust accuracy of per-sample success flags."""
-    return 1 - success.float().mean().item()
-
-
 def run_audit(runner: SuiteRunner, cfg: Audit, eps: float, white_box: torch.Tensor, square: SuiteEntry) -> dict:
     """All five checks at the suite's first ε; `white_box` = per-sample success of any white-box attack there."""
     pgd20, pgd100 = (runner.success(SuiteEntry(attack="pgd", steps=steps), eps) for steps in AUDIT_PGD_STEPS)
     blackbox_only = runner.success(square, eps) & ~white_box
     large = runner.success(SuiteEntry(attack="pgd", steps=AUDIT_PGD_STEPS[0]), cfg.large_eps_255 / 255)
+    total = len(white_box)
     checks = {
-        "zero_gradient_share": check(zero_gradient_share(runner), cfg.max_zero_gradient_share),
-        "pgd20_pgd100_gap": check(robust(pgd20) - robust(pgd100), cfg.max_pgd20_pgd100_gap),
+        "zero_gradient_share": share_check(*zero_gradient_count(runner), cfg.max_zero_gradient_share),
+        "pgd20_pgd100_gap": share_check(int(pgd100.sum()) - int(pgd20.sum()), total, cfg.max_pgd20_pgd100_gap),
         "blackbox_wins": check(int(blackbox_only.sum()), cfg.max_blackbox_wins),
-        "large_eps_accuracy": check(robust(large), cfg.max_large_eps_accuracy),
+        "large_eps_accuracy": share_check(total - int(large.sum()), total, cfg.max_large_eps_accuracy),
         "forward_change": check(forward_change(runner), cfg.max_forward_change),
     }
     return {"passed": all(c["pass"] for c in checks.values()), **checks}

@@ -28,8 +28,13 @@ def _results(metrics: dict, name: str, eps_key: str, attacks: list[str]) -> dict
     return {"clean": metrics["clean"], **{attack: at_eps[attack] for attack in attacks}, WORST: at_eps[WORST]}
 
 
+def _audit_value(result: dict) -> str:
+    """A failed check's number: 'n of N images' for the checks on shares (audit.share_check), else the value."""
+    return f"{result['count']} of {result['images']} images" if "count" in result else f"{result['value']:.3g}"
+
+
 def _audit_cell(audit: dict) -> Cell:
-    failed = [f"{check} {result['value']:.3g} > {result['limit']:.3g}" for check, result in audit.items()
+    failed = [f"{check} {_audit_value(result)} > {result['limit']:.3g}" for check, result in audit.items()
               if isinstance(result, dict) and not result["pass"]]
     return Cell("; ".join(failed), fail=True) if failed else Cell("pass")
 
@@ -56,11 +61,6 @@ def accuracy_table(entries: dict[str, Classifier], metrics: dict[str, dict], eps
     return table, headline
 
 
-def separated(a: dict, b: dict) -> bool:
-    """Do two accuracy summaries' 95% intervals not overlap?"""
-    return a["ci95_low"] > b["ci95_high"] or b["ci95_low"] > a["ci95_high"]
-
-
 def unmasked_twins(entries: dict[str, Classifier]) -> dict[str, str]:
     """masked classifier name → the name of the `mask: none` entry identical to it in every other key."""
     def setup(entry: Classifier) -> str:
@@ -74,21 +74,28 @@ def unmasked_twins(entries: dict[str, Classifier]) -> dict[str, str]:
             if entry.mask != "none" and setup(entry) in unmasked}
 
 
-def mask_effect_table(entries: dict[str, Classifier], metrics: dict[str, dict], eps_key: str,
-                      attack: str) -> tuple[Table, dict]:
-    """Masked minus unmasked accuracy (points) per pair; 'separated' = the 95% intervals do not overlap."""
+def mask_effect_table(entries: dict[str, Classifier], metrics: dict[str, dict], eps_key: str, attack: str,
+                      robust: dict[str, dict[int, int]]) -> tuple[Table, dict]:
+    """Masked minus unmasked accuracy (points) per pair; the worst case also as a paired difference on the same
+    images with its 95% bootstrap interval ('separated' when it excludes zero). `robust`: per classifier, image
+    index → 1 if no attack of the suite broke it."""
     table = Table(f"Do foreground masks improve robustness? Masked minus unmasked twin, points, at {eps_key}",
-                  ["classifier", "unmasked twin", "Δ clean", f"Δ {attack}", "Δ worst case", "worst case separated"])
+                  ["classifier", "unmasked twin", "Δ clean", f"Δ {attack}", "Δ worst case [95% paired]", "separated"])
     headline = {}
     for name, twin in unmasked_twins(entries).items():
         mine, theirs = (_results(metrics[n], n, eps_key, [attack]) for n in (name, twin))
         deltas = {k: mine[k]["accuracy"] - theirs[k]["accuracy"] for k in mine}
-        apart = separated(mine[WORST], theirs[WORST])
-        table.rows.append([Cell(name), Cell(twin), *(Cell(f"{100 * deltas[k]:+.1f}") for k in mine),
-                           Cell("yes" if apart else "no")])
-        headline[name] = {"twin": twin, **{f"delta_{k}": v for k, v in deltas.items()}, "worst_case_separated": apart}
+        paired = paired_to_baseline(robust, name, twin)
+        table.rows.append([Cell(name), Cell(twin), *(Cell(f"{100 * deltas[k]:+.1f}") for k in ("clean", attack)),
+                           Cell(f"{100 * paired['mean']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]"),
+                           Cell("yes" if paired["separated"] else "no")])
+        headline[name] = {"twin": twin, **{f"delta_{k}": v for k, v in deltas.items()},
+                          "worst_case_paired": paired, "worst_case_separated": paired["separated"]}
     if not table.rows:
         table.notes.append("No classifier has an unmasked twin (same entry with mask: none).")
+    else:
+        table.notes.append("A pair whose interval includes zero is not ranked: on another machine (other weights) "
+                           "such pairs have swapped order.")
     return table, headline
 
 
@@ -116,12 +123,13 @@ def madry_baseline(entries: dict[str, Classifier], names: list[str]) -> str | No
 
 
 def paired_to_baseline(robust: dict[str, dict[int, int]], name: str, baseline: str) -> dict:
-    """Worst-case accuracy of `name` minus the baseline's on the same images (per-sample robust flags by image
-    index): the mean difference with its 95% paired-bootstrap interval."""
-    if set(robust[name]) != set(robust[baseline]):
-        raise ValueError(f"data/attack_classifier/{name}/per_sample.csv and {baseline}'s hold different images: "
+    """Worst-case accuracy of `name` minus the baseline's on the images both were attacked on (per-sample robust
+    flags by image index; a classifier attacked on more images, `attack_images`, shares the smaller set's): the
+    mean difference with its 95% paired-bootstrap interval."""
+    indices = sorted(set(robust[name]) & set(robust[baseline]))
+    if not indices:
+        raise ValueError(f"data/attack_classifier/{name}/per_sample.csv and {baseline}'s share no image: "
                          "rerun their attack_classifier stages")
-    indices = sorted(robust[baseline])
     return paired_bootstrap([robust[name][i] for i in indices], [robust[baseline][i] for i in indices])
 
 

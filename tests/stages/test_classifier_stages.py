@@ -26,6 +26,7 @@ def trained(workdir):
     for name in params(workdir)["classifiers"]:         # all of the tiny profile's: the report reads every one
         run([sys.executable, "-m", "stages.train_classifier", name], workdir)
         run([sys.executable, "-m", "stages.attack_classifier", name], workdir)
+        run([sys.executable, "-m", "stages.analyze_attention", name], workdir)
     return workdir
 
 
@@ -110,8 +111,11 @@ def test_report_shows_a_failed_audit_in_red(trained):
     run([sys.executable, "-m", "stages.attack_classifier", name, "--params", "loose.yaml"], trained)
     result = run([sys.executable, "-m", "stages.report", "--params", "loose.yaml"], trained)
     assert f"{name}: gradient-masking audit FAILED" in result.stderr
-    report = json.loads((trained / "data/report/metrics.json").read_text())
+    report = json.loads((trained / "data/report/details.json").read_text())
     assert report["classifiers"][name]["audit_passed"] is False
+    headline = json.loads((trained / "data/report/metrics.json").read_text())
+    assert headline["audit"] == {"failed": [v["audit_passed"] for v in report["classifiers"].values()].count(False),
+                                 "classifiers": len(report["classifiers"])}
     rows = {row.split("</td>")[0].removeprefix("<tr><td>"): row
             for row in (trained / "data/report/report.html").read_text().split("</table>")[0].split("</tr>")
             if row.startswith("<tr><td>")}                   # the first table: accuracy and audit
@@ -129,6 +133,18 @@ def test_report_shows_a_failed_audit_in_red(trained):
     differences = [robust["coco_ic_aad_none"][i] - robust[name][i] for i in robust[name]]
     assert paired["n"] == len(differences) and paired["mean"] == pytest.approx(sum(differences) / len(differences))
     assert paired["low"] <= paired["mean"] <= paired["high"]
+    claim, attention = report["claims"]          # the tiny profile's claims: the same pair, then its Grad-CAM IoU
+    assert (claim["better"], claim["than"], claim["mean"]) == ("coco_ic_aad_none", name, paired["mean"])
+    assert claim["verdict"].startswith(("reproduced", "not reproduced", "not separated"))
+    iou = {}
+    for classifier in ("coco_ic_aad_none", name):
+        with open(trained / "data/analyze_attention" / classifier / "per_sample.csv") as table:
+            iou[classifier] = {r["index"]: float(r["iou_gt"]) for r in csv.DictReader(table) if r["iou_gt"] != "nan"}
+    both = set(iou[name]) & set(iou["coco_ic_aad_none"])
+    assert attention["measure"] == "iou_gt" and attention["n"] == len(both) > 0
+    assert attention["mean"] == pytest.approx(sum(iou["coco_ic_aad_none"][i] - iou[name][i] for i in both) / len(both))
+    page = (trained / "data/report/report.html").read_text()
+    assert page.count("src='data:image/png;base64,") == 1 and (trained / "data/report/figures/defense_curves.png").stat().st_size
 
 
 def test_attention_recipe_logs_its_loss_terms_per_epoch(workdir):

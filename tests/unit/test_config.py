@@ -161,3 +161,9 @@ def test_detr_entries_and_attack_keys_are_checked():
     assert "attack_detr.objectives.1" in message and "'kq_cls'" in message
     message = _error(lambda raw: raw["attack_detr"].update(centre=[80]))
     assert "attack_detr.centre" in message
+
+
+def test_claims_name_only_known_classifiers():
+    claim = {"claim": "typo above Madry", "better": "gtsrb_alp_typo", "than": "gtsrb_madry_none"}
+    message = _error(lambda raw: raw["report"].update(claims=[claim]))
+    assert "report.claims.0" in message and "gtsrb_alp_typo" in message

@@ -203,9 +203,11 @@ def fixture_scenes() -> tuple[list[DetectionImage], dict]:
 
 def test_patch_attack_lowers_map_on_an_overfitted_fixture_detector(tmp_path):
     """A Conditional DETR memorises four scenes (clean mAP well above 0), then a 16 px patch between the two objects,
-    optimised for 30 steps, lowers the mAP under the objectives with L_ce (the targeted no-object loss). L_kq^(1)
-    alone is not asserted: mAP ranks detections, so moving the encoder's attention need not reorder them, and on
-    this one-layer encoder it barely does (the seed also finds it the weakest objective on DETR-R50)."""
+    optimised for 30 steps, lowers the mAP under the objectives with L_ce (the targeted no-object loss) and removes
+    detections, where a random patch of the same size does less. L_kq^(1) alone is not asserted: mAP ranks detections,
+    so moving the encoder's attention need not reorder them, and on this one-layer encoder it barely does (the seed
+    also finds it the weakest objective on DETR-R50). 600 training steps: at 300 the fixture detector reached only
+    0.32 mAP on one machine, and its patched mAP moved either way."""
     from pipeline.config import Optimiser
     from pipeline.evaluation.detection import evaluate_detector
     from pipeline.train.detection import DetectorFitSettings, fit_detector
@@ -219,15 +221,24 @@ def test_patch_attack_lowers_map_on_an_overfitted_fixture_detector(tmp_path):
     inputs = [image.as_float() for image in images]
     targets = [{"class_labels": image.category_ids - 1, "boxes": image.boxes} for image in images]
     optimiser = Optimiser(name="adamw", lr=2e-3, momentum=0.9, weight_decay=0.0, schedule="constant")
-    fit_detector(detector, inputs, targets, lambda: {}, DetectorFitSettings(300, 4, optimiser, 0, 0.0, 0.0, 999),
-                 tmp_path / "resume", "fixture", torch.device("cpu"))           # 300 steps on the one batch
+    fit_detector(detector, inputs, targets, lambda: {}, DetectorFitSettings(600, 4, optimiser, 0, 0.0, 0.0, 999),
+                 tmp_path / "resume", "fixture", torch.device("cpu"))           # 600 steps on the one batch
     categories, patch = {0: 1, 1: 2}, {i: [24, 24, 16, 16] for i in range(1, 5)}
-    clean = evaluate_detector(detector, inputs, images, instances, categories, 4, patch)[0]["AP"]
-    assert clean > 0.3
-    for objective in ("ce", "ce+kq"):
-        attack = DetrPatchAttack(detector, 16, steps=30, objective=objective, step_size=32 / 255)
-        patched = run_detr_attack(attack, inputs, [1, 2, 3, 4], (32, 32), 4, 0, objective).patched
-        assert evaluate_detector(detector, patched, images, instances, categories, 4, patch)[0]["AP"] < clean - 0.05
+
+    def scored(pixels: list[torch.Tensor]) -> tuple[float, int]:
+        metrics, results = evaluate_detector(detector, pixels, images, instances, categories, 4, patch)
+        return metrics["AP"], sum(result["score"] >= 0.5 for result in results)
+
+    clean, clean_boxes = scored(inputs)
+    assert clean > 0.5
+    patched = {}
+    for objective, steps in (("random", 0), ("ce", 30), ("ce+kq", 30)):
+        attack = DetrPatchAttack(detector, 16, steps=steps, objective="ce" if steps == 0 else objective,
+                                 step_size=32 / 255)
+        patched[objective] = scored(run_detr_attack(attack, inputs, [1, 2, 3, 4], (32, 32), 4, 0, objective).patched)
+    assert patched["ce"][0] < clean - 0.1 and patched["ce"][1] < clean_boxes
+    assert patched["ce+kq"][0] < clean and patched["ce+kq"][1] < clean_boxes
+    assert patched["random"][0] > patched["ce"][0]
 
 
 def test_detector_learning_rate_warms_up_linearly_then_follows_the_cosine():

@@ -11,7 +11,7 @@ from torch import nn
 
 from pipeline.config import Audit, SuiteEntry
 from pipeline.data.dataset import SampleTensors
-from pipeline.evaluation.audit import run_audit
+from pipeline.evaluation.audit import run_audit, share_check
 from pipeline.evaluation.intervals import wilson_interval
 from pipeline.evaluation.suite import Evaluation, SuiteRunner
 from tests.models import stripes, train_stripes_model
@@ -111,3 +111,12 @@ def test_planned_pgd_and_cw_runs_are_read_off_the_longest_one(audit_inputs):
         assert torch.equal(flags, expected), spec
     assert len({int(f.sum()) for f in alone[:3]}) > 1                  # PGD-2, -5, -10 differ: a real test
     assert shared.images < 0.75 * separate.images                      # one 10-step run per attack, not 2 + 5 + 10
+
+
+def test_share_checks_decide_on_image_counts():
+    """A gap of exactly the limit (3 of 100 images at 0.03) passes; float32 accuracies made it 0.030000001 > 0.03."""
+    pgd20, pgd100 = torch.zeros(100), torch.zeros(100)
+    pgd20[:2], pgd100[:5] = 1, 1                                                 # 2 and 5 of 100 images broken
+    assert (1 - pgd20.mean().item()) - (1 - pgd100.mean().item()) > 0.03        # the old float32 comparison
+    assert share_check(3, 100, 0.03) == {"value": 0.03, "count": 3, "images": 100, "limit": 0.03, "pass": True}
+    assert not share_check(4, 100, 0.03)["pass"] and share_check(0, 0, 0.0)["pass"]
