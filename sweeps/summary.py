@@ -31,7 +31,7 @@ def committed_json(commit: str, path: str) -> dict | None:
 
 
 def rows(prefix: str) -> list[tuple[str, str, int, float, float]]:
-    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True,
+    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--all-commits", "--json"], check=True, capture_output=True,
                                       text=True).stdout)
     found = []
     for name, commit in experiments(shown):
