@@ -10,4 +10,4 @@ for name in gtsrb_natural_none gtsrb_madry_none gtsrb_madry_aad_none gtsrb_alp_n
             gtsrb_at_alp_none gtsrb_trades_none; do
   overrides+=(-S "classifiers.$name.attack_images=$images")
 done
-dvc exp run -n "defenses-all-images" "${overrides[@]}"
+dvc exp run --temp -n "defenses-all-images" "${overrides[@]}"   # --temp: the workspace is left as it is

@@ -4,7 +4,7 @@
 # validation (test) images. Run the queue with `dvc queue start -j 1`, then compare with
 #   dvc exp show --only-changed --drop 'val_.*|train_.*' --keep 'holdout_.*'
 # Recipe length: Madry at 6, 11, 16 and 21 recipe epochs after the shared 10 clean ones; the weights at 16.
-# 15 experiments, about 2½ minutes each on a 2-core CPU (AAD: 3½) when run alone.
+# 15 experiments, 1–1½ minutes each on a 2-core CPU when run alone (never two torch processes at once on 2 cores).
 set -euo pipefail
 share=0.2
 recipe_epochs=26          # 10 clean + 16 recipe epochs
