@@ -152,6 +152,7 @@ def test_attention_recipe_logs_its_loss_terms_per_epoch(workdir):
     entry = p["classifiers"]["gtsrb_natural_foreground"]
     entry.update(recipe="aad", options={"base": "alp"}, epochs=2)
     p["classifiers"], p["report"]["defense_table"], p["attack_vit"]["targets"] = {"gtsrb_aad": entry}, [], {}
+    p["report"]["claims"] = []
     (workdir / "aad.yaml").write_text(yaml.safe_dump(p))
     run([sys.executable, "-m", "stages.train_classifier", "gtsrb_aad", "--params", "aad.yaml"], workdir)
     curves = {path.stem: path.read_text().splitlines() for path in (workdir / "data/train_classifier/gtsrb_aad/plots/metrics").glob("*.tsv")}
