@@ -11,4 +11,5 @@ for name in gtsrb_madry_none gtsrb_madry_aad_none gtsrb_alp_none gtsrb_alp_aad_n
             gtsrb_at_alp_none gtsrb_trades_none; do
   overrides+=(-S "classifiers.$name.attack_images=$images")
 done
-dvc exp run --temp -n "defenses-all-images" "${overrides[@]}"   # --temp: the workspace is left as it is
+dvc exp run -n "defenses-all-images" "${overrides[@]}"   # in the workspace (a --temp run lacks the
+# uncached resume states and shared warm-ups, so it would retrain every classifier from scratch)
