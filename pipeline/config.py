@@ -13,6 +13,8 @@ from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.errors import InputError
+
 COCO_ARCHIVES = ("annotations_trainval2017.zip", "train2017.zip", "val2017.zip")
 GTSRB_ARCHIVES = (
     "GTSRB_Final_Training_Images.zip",
@@ -25,7 +27,7 @@ PREPARED_DATASETS = ("coco_ic", "gtsrb")
 _CHECKSUM = re.compile(r"^(md5:[0-9a-f]{32}|sha256:[0-9a-f]{64})$")
 
 
-class ParamsError(ValueError):
+class ParamsError(InputError):
     """Invalid parameters; the message names every offending key by its dotted path."""
 
 
@@ -241,6 +243,7 @@ class Classifier(Strict):
     checkpoint_every: int = Field(default=0, ge=0)           # keep every n-th epoch's weights (0: the last only)
     holdout_share: float = Field(default=0.0, ge=0, lt=1)    # tuning: train without this share of the sources, evaluate on it
     attack_images: int | None = Field(default=None, ge=1)    # attack_classifier's images for it (None: its num_images)
+    seed: int | None = Field(default=None, ge=0)   # training seed: init, shuffling, augmentation (None: the top-level seed)
 
     @model_validator(mode="after")
     def _options_fit_the_recipe(self) -> "Classifier":
@@ -536,6 +539,9 @@ class Report(Strict):
 
 class Params(Strict):
     seed: int = Field(ge=0)
+    # required: with ATTNROBUST_DEVICE=auto a stage stops when no GPU is usable (the paper profile), instead of
+    # running on the CPU; not a DVC dep, since results do not depend on it
+    accelerator: Literal["required", "optional"] = "optional"
     download: Download
     prepare: Prepare
     augment: AugmentSection

@@ -23,12 +23,12 @@ from pipeline.evaluation.suite import Evaluation, make_attack
 from pipeline.io.atomic import write_bytes, write_json, write_png
 from pipeline.models.checkpoint import load_classifier
 from pipeline.report.tables import csv_bytes
-from stages.common import DATA, entry_args, evaluated_model, log, pick_device
+from stages.common import DATA, entry_args, evaluated_model, log, pick_device, run_stage
 
 
 def main() -> None:
     name, entry, params = entry_args(__doc__.splitlines()[0])
-    cfg, device = params.analyze_attention, pick_device()
+    cfg, device = params.analyze_attention, pick_device(params.accelerator)
     model, _ = load_classifier(DATA / "train_classifier" / name, device)
     model, mask_mode = evaluated_model(entry, model)
     val = DATA / "prepare" / entry.dataset / "val"
@@ -109,4 +109,4 @@ def cam_across_epochs(name: str, entry: Classifier, samples: SampleTensors, mask
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -21,7 +21,7 @@ from pipeline.io.atomic import write_bytes, write_json, write_png
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.forward import model_logits
 from pipeline.report.tables import csv_bytes
-from stages.common import DATA, entry_args, evaluated_model, log, pick_device
+from stages.common import DATA, entry_args, evaluated_model, log, pick_device, run_stage
 
 
 def suite_budgets(cfg: AttackClassifier) -> list[tuple[str, SuiteEntry, float]]:
@@ -72,7 +72,7 @@ def example_grid(evaluation: Evaluation, cfg: AttackClassifier, class_names: lis
 
 def main() -> None:
     name, entry, params = entry_args(__doc__.splitlines()[0])
-    cfg, device = params.attack_classifier, pick_device()
+    cfg, device = params.attack_classifier, pick_device(params.accelerator)
     model, config = load_classifier(DATA / "train_classifier" / name, device)
     model, mask_mode = evaluated_model(entry, model)
     if mask_mode != entry.mask:
@@ -122,4 +122,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

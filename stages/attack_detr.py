@@ -38,7 +38,7 @@ from pipeline.io.atomic import write_bytes, write_json
 from pipeline.models.checkpoint import save_tensors
 from pipeline.models.detr import Detector, load_detector
 from pipeline.report.tables import csv_bytes
-from stages.common import DATA, entry_args, log, pick_device
+from stages.common import DATA, entry_args, log, pick_device, run_stage
 
 SHOWN_SCORE = 0.5          # detections drawn in the figures: score at least this
 PAIRS = (("ce+kq", "ce"), ("kq", "ce"), ("ce", "random"), ("random", "clean"))   # (run, baseline), per image
@@ -69,7 +69,7 @@ def paired_differences(per_image: dict[str, dict[int, float]]) -> dict[str, dict
 
 def main() -> None:
     name, entry, params = entry_args(__doc__.splitlines()[0], "train_detr")
-    cfg, device = params.attack_detr, pick_device()
+    cfg, device = params.attack_detr, pick_device(params.accelerator)
     out, archives = DATA / "attack_detr" / name, DATA / "download" / entry.dataset
     detector = load_detector(DATA / "train_detr" / name / "model", device)
     val = load_detection_split(archives, "val", cfg.num_images, params.seed, params.prepare.max_corrupt_share)
@@ -175,4 +175,4 @@ def write_figures(out, val: DetectionSplit, inputs: list[torch.Tensor], cfg: Att
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

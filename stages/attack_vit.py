@@ -33,7 +33,7 @@ from pipeline.models.checkpoint import load_classifier, save_tensors
 from pipeline.models.forward import model_logits
 from pipeline.models.vit import load_vit
 from pipeline.report.tables import csv_bytes
-from stages.common import DATA, entry_args, log, pick_device
+from stages.common import DATA, entry_args, log, pick_device, run_stage
 
 
 def load_target(name: str, target: PatchTarget, cfg: AttackVit, device: torch.device) -> Target:
@@ -85,7 +85,7 @@ def curve_csv(result: RunResult) -> bytes:
 
 def main() -> None:
     name, spec, params = entry_args(__doc__.splitlines()[0], "attack_vit.targets")
-    cfg, device = params.attack_vit, pick_device()
+    cfg, device = params.attack_vit, pick_device(params.accelerator)
     target = load_target(name, spec, cfg, device)
     val = DATA / "prepare" / spec.dataset / "val"
     samples = SampleTensors(val, seeded_subset(len(PreparedDataset(val)), cfg.num_images, params.seed))
@@ -157,4 +157,4 @@ def write_figures(out, target: Target, cfg: AttackVit, clean: torch.Tensor, labe
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

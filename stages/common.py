@@ -6,6 +6,8 @@ import argparse
 import functools
 import os
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import torch
 import yaml
 
 from pipeline.config import Classifier, Params, ParamsError, validate_params
+from pipeline.errors import InputError
 from stages.logs import log, setup_logging
 
 PARAMS_FILE = Path("params.yaml")
@@ -54,17 +57,54 @@ def entry_args(description: str, section: str = "classifiers") -> tuple[str, Any
     return args.item, entries[args.item], params
 
 
-def pick_device() -> torch.device:
-    """ATTNROBUST_DEVICE = auto (default: CUDA when present) | cpu | cuda | cuda:N."""
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage: an InputError (pipeline/errors.py) ends it with its message and exit status 2 instead of a
+    traceback; `--debug` on the command line or ATTNROBUST_DEBUG=1 shows the traceback."""
+    debug = "--debug" in sys.argv or os.environ.get("ATTNROBUST_DEBUG", "0") not in ("", "0")
+    sys.argv = [arg for arg in sys.argv if arg != "--debug"]
+    try:
+        main()
+    except InputError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}\n(for the traceback: rerun with --debug or ATTNROBUST_DEBUG=1)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _cuda_status() -> tuple[bool, str]:
+    """(is CUDA usable, why not): torch's own warning when it finds a GPU it cannot use (an old driver)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        usable = torch.cuda.is_available()
+    if usable:
+        return True, ""
+    build = (f"torch {torch.__version__} is built for CUDA {torch.version.cuda} and needs an NVIDIA driver that "
+             f"supports it (`nvidia-smi` shows the driver's CUDA version)" if torch.version.cuda
+             else f"torch {torch.__version__} is a CPU-only build")
+    said = "; ".join(str(w.message).strip().splitlines()[0] for w in caught)
+    return False, build + (f"; torch says: {said}" if said else "")
+
+
+def pick_device(accelerator: str = "optional") -> torch.device:
+    """ATTNROBUST_DEVICE = auto (default: CUDA when usable) | cpu | cuda | cuda:N. With params `accelerator:
+    required` (the paper profile), `auto` stops when no GPU is usable instead of running on the CPU for days."""
     choice = os.environ.get("ATTNROBUST_DEVICE", "auto")
+    usable, why_not = _cuda_status()
     if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
+        if not usable and accelerator == "required":
+            raise InputError(f"no usable GPU, and params.yaml sets `accelerator: required`: {why_not}. Install the "
+                             f"torch build for your driver, or set ATTNROBUST_DEVICE=cpu to run on the CPU anyway")
+        choice = "cuda" if usable else "cpu"
     try:
         device = torch.device(choice)
     except RuntimeError:
-        sys.exit(f"ATTNROBUST_DEVICE={choice!r}: expected auto, cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        sys.exit(f"ATTNROBUST_DEVICE={choice!r} but CUDA is not available on this machine")
+        raise InputError(f"ATTNROBUST_DEVICE={choice!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not usable:
+        raise InputError(f"ATTNROBUST_DEVICE={choice!r} but there is no usable GPU: {why_not}")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise InputError(f"ATTNROBUST_DEVICE={choice!r} but this machine has {torch.cuda.device_count()} GPU(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"ATTNROBUST_DEVICE={choice!r}: expected auto, cpu, cuda or cuda:N")
     log.info("device: %s", device)
     return device
 

@@ -17,7 +17,7 @@ from pipeline.data.synthetic_coco import write_synthetic_coco
 from pipeline.data.synthetic_gtsrb import write_synthetic_gtsrb
 from pipeline.io.atomic import write_json
 from pipeline.io.download import download, verify_checksum
-from stages.common import DATA, log, stage_args
+from stages.common import DATA, log, run_stage, stage_args
 
 SOURCE_RECORD = "source.json"
 
@@ -59,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

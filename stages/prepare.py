@@ -15,7 +15,7 @@ from pipeline.data.prepared import SPLITS, PreparedSplit
 from pipeline.data.preview import preview_grid
 from pipeline.io.archive import SafeZip
 from pipeline.io.atomic import write_png
-from stages.common import DATA, log, stage_args
+from stages.common import DATA, log, run_stage, stage_args
 
 PREVIEW_SCALE = 3
 
@@ -59,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import platform
+import subprocess
 from pathlib import Path
+
+import torch
+import yaml
 
 from pipeline.evaluation.suite import eps_label
 from pipeline.io.atomic import write_bytes, write_json
@@ -24,11 +30,13 @@ from pipeline.report.classifiers import WORST, accuracy_table, defense_table, ma
 from pipeline.report.detection import detection_table
 from pipeline.report.headline import headline
 from pipeline.report.patches import patch_tables
-from pipeline.report.tables import Figure, csv_bytes, render_html, render_markdown
+from pipeline.report.provenance import provenance_table
+from pipeline.report.tables import Figure, Table, csv_bytes, render_html, render_markdown
 from pipeline.report.training_figure import PANELS, read_curve, training_curves_png
-from stages.common import DATA, log, stage_args
+from stages.common import DATA, log, run_stage, stage_args
 
 TITLE = "attnrobust report"
+PROFILES = {"tiny": Path("configs/tiny.yaml"), "paper": Path("configs/paper.yaml")}
 
 
 def read_metrics(path: Path) -> dict:
@@ -78,8 +86,33 @@ def defense_curves(params) -> Figure | None:
                   "rising (docs/defenses.md).")
 
 
+def git(*args: str) -> str | None:
+    """A git command's output in the working directory, or None outside a git checkout."""
+    try:
+        result = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return result.stdout
+
+
+def provenance(params_file: Path) -> Table:
+    """The footer: commit (with uncommitted changes counted), the closest profile and its changed keys, machine."""
+    commit = git("rev-parse", "--short", "HEAD")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!data", ":!dvc.lock")
+    code = "unknown (not a git checkout)" if commit is None else commit.strip() + (
+        f" with {len(changed.splitlines())} uncommitted file(s) changed" if changed else "")
+    profiles = {name: yaml.safe_load(path.read_text()) for name, path in PROFILES.items() if path.exists()}
+    committed = git("show", "HEAD:params.yaml")
+    if committed:
+        profiles = {"demo": yaml.safe_load(committed), **profiles}
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    machine = (f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}; "
+               f"ATTNROBUST_DEVICE={os.environ.get('ATTNROBUST_DEVICE', 'auto')}")
+    return provenance_table(yaml.safe_load(params_file.read_text()), profiles, code, machine)
+
+
 def main() -> None:
-    _, params = stage_args(__doc__.splitlines()[0], item=False)
+    args, params = stage_args(__doc__.splitlines()[0], item=False)
     attack = params.report.classifier_attack
     eps_key = eps_label("linf", params.attack_classifier.eps_255[0] / 255)
     metrics = {name: read_metrics(DATA / "attack_classifier" / name / "metrics.json") for name in params.classifiers}
@@ -107,7 +140,8 @@ def main() -> None:
     rows = [[name, *(values[k] for k in ("clean", attack, WORST))] for name, values in per_classifier.items()]
     write_bytes(out / "plots" / "classifier_accuracy.csv", csv_bytes(["classifier", "clean", attack, WORST], rows))
     sections = [accuracy, effect, *([defenses] if per_defense else []), *([curves] if curves else []),
-                *([claims] if per_claim else []), *(patch if per_target else []), *([detection] if per_detector else [])]
+                *([claims] if per_claim else []), *(patch if per_target else []), *([detection] if per_detector else []),
+                provenance(args.params)]
     figures = [section for section in sections if isinstance(section, Figure)]
     for figure in figures:
         write_bytes(out / "figures" / figure.file, figure.png)
@@ -124,4 +158,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

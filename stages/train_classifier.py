@@ -22,11 +22,12 @@ from pipeline.models.registry import build_classifier
 from pipeline.train.loop import FitSettings
 from pipeline.train.shared_warmup import warmup_length
 from pipeline.train.state import SNAPSHOTS, fingerprint, library_digest
-from stages.common import DATA, entry_args, log, pick_device
+from stages.common import DATA, entry_args, log, pick_device, run_stage
 from stages.training import fit_with_curves, training_data
 
 WARMUPS = DATA / "train_classifier" / ".warmups"            # shared clean warm-ups (a memo, not a DVC output)
 WARMUP_INDEPENDENT = {"recipe", "options", "epochs", "remask_at_test"}   # entry keys the warm-up does not depend on
+EVALUATION_ONLY = {"attack_images"}      # entry keys training does not depend on (a change resumes the finished run)
 
 
 def model_config(entry: Classifier, train_set: PreparedDataset, meta: dict) -> dict:
@@ -38,12 +39,13 @@ def model_config(entry: Classifier, train_set: PreparedDataset, meta: dict) -> d
 
 def main() -> None:
     name, entry, params = entry_args(__doc__.splitlines()[0])
-    device = pick_device()
+    device = pick_device(params.accelerator)
     out = DATA / "train_classifier" / name
     augment = getattr(params.augment, entry.dataset)
     data = training_data(entry.dataset, augment, entry.val_subset, params.seed, entry.holdout_share)
     config = model_config(entry, data.train, data.meta)
-    torch.manual_seed(params.seed)
+    seed = params.seed if entry.seed is None else entry.seed    # the data splits stay on the top-level seed
+    torch.manual_seed(seed)
     model = build_classifier(config).to(device)
 
     eps, step = entry.adversary.eps_255 / 255, entry.adversary.step_255 / 255
@@ -53,11 +55,11 @@ def main() -> None:
     if warmup_epochs:     # clean epochs: a natural entry's own step, else a natural step built for them
         warmup_step = step_fn if entry.recipe == "natural" else build_recipe(
             "natural", model, RecipeSettings(eps, step, entry.adversary.steps))
-    settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, params.seed, entry.mask, eps, step,
+    settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, seed, entry.mask, eps, step,
                            entry.adversary.steps, warmup_epochs, entry.checkpoint_every, data.eval_split)
     inputs = [library_digest(), Path(__file__).read_text(), params.seed, augment.model_dump(), *data.identity]
-    identity = fingerprint(*inputs, entry.model_dump())
-    warmup_key = {**entry.model_dump(exclude=WARMUP_INDEPENDENT), "warmup_epochs": warmup_epochs}
+    identity = fingerprint(*inputs, entry.model_dump(exclude=EVALUATION_ONLY))
+    warmup_key = {**entry.model_dump(exclude=WARMUP_INDEPENDENT | EVALUATION_ONLY), "warmup_epochs": warmup_epochs}
     warmup_store = WARMUPS / fingerprint(*inputs, warmup_key, device.type)[:20] if warmup_epochs else None
     log.info("training %s: %s", name, entry.model_dump())
     history = fit_with_curves(out, model, step_fn, data, settings, identity, device, warmup_step=warmup_step,
@@ -72,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

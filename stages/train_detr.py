@@ -27,7 +27,7 @@ from pipeline.models.detr import Detector, detector_from_config, detector_from_p
 from pipeline.report.tables import csv_bytes
 from pipeline.train.detection import DetectorFitSettings, fit_detector
 from pipeline.train.state import fingerprint, library_digest
-from stages.common import DATA, entry_args, log, pick_device
+from stages.common import DATA, entry_args, log, pick_device, run_stage
 from stages.live import epoch_logger
 
 EVAL_CHUNK = 256
@@ -51,7 +51,7 @@ def load_split(entry: DetrModel, split: str, params: Params) -> DetectionSplit:
 
 def main() -> None:
     name, entry, params = entry_args(__doc__.splitlines()[0], "train_detr")
-    device = pick_device()
+    device = pick_device(params.accelerator)
     out = DATA / "train_detr" / name
     train = load_split(entry, "train", params) if entry.epochs else None
     val = load_split(entry, "val", params)
@@ -100,4 +100,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

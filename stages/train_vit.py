@@ -22,7 +22,7 @@ from pipeline.io.atomic import write_json
 from pipeline.models.vit import classifier_of, image_processor, save_vit, vit_from_config, vit_from_pretrained
 from pipeline.train.loop import FitSettings
 from pipeline.train.state import fingerprint, library_digest
-from stages.common import DATA, entry_args, log, pick_device
+from stages.common import DATA, entry_args, log, pick_device, run_stage
 from stages.training import TrainingData, fit_with_curves, training_data
 
 
@@ -41,7 +41,7 @@ def initial_model(entry: VitModel, data: TrainingData, seed: int):
 
 def main() -> None:
     name, entry, params = entry_args(__doc__.splitlines()[0], "train_vit")
-    device = pick_device()
+    device = pick_device(params.accelerator)
     out = DATA / "train_vit" / name
     augment = getattr(params.augment, entry.dataset) if entry.augment else None
     data = training_data(entry.dataset, augment, entry.val_subset, params.seed)
@@ -67,4 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

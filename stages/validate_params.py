@@ -6,7 +6,7 @@ stage reads still stops the experiment with the key's path.
 
 from __future__ import annotations
 
-from stages.common import load_params, log, setup_logging
+from stages.common import load_params, log, run_stage, setup_logging
 
 
 def main() -> None:
@@ -16,4 +16,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -20,16 +20,17 @@ def project_env() -> dict[str, str]:
     return env
 
 
-def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=project_env(), capture_output=True, text=True)
+def run(args: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """`args` in `cwd` with the project's environment (plus `env`); `check` raises with the output on failure."""
+    result = subprocess.run(args, cwd=cwd, env={**project_env(), **env}, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
 
 
 def copy_project(dest: Path, profile: str = "tiny") -> Path:
-    """The pipeline's code and dvc.yaml in `dest`, with `configs/<profile>.yaml` as params.yaml."""
-    for name in ("pipeline", "stages"):
+    """The pipeline's code, profiles and dvc.yaml in `dest`, with `configs/<profile>.yaml` as params.yaml."""
+    for name in ("pipeline", "stages", "configs"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", dest / "dvc.yaml")
     shutil.copy(ROOT / "configs" / f"{profile}.yaml", dest / "params.yaml")

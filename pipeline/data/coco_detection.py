@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from pipeline.data.coco_ic import load_instances
 from pipeline.data.images import SkipLog
+from pipeline.errors import InputError
 from pipeline.evaluation.coco_map import xywh_to_cxcywh
 from pipeline.io.archive import SafeZip
 from pipeline.models.detr import UNUSED_LABEL
@@ -90,7 +91,7 @@ def label_map(class_names: list[str], categories: list[dict]) -> dict[int, int]:
     id_of = {c["name"]: c["id"] for c in categories}
     unknown = sorted({name for name in class_names if name not in id_of and name != UNUSED_LABEL})
     if unknown:
-        raise ValueError(f"model labels {unknown} are not categories of the annotation file (have {sorted(id_of)})")
+        raise InputError(f"model labels {unknown} are not categories of the annotation file (have {sorted(id_of)})")
     return {index: id_of[name] for index, name in enumerate(class_names) if name in id_of}
 
 

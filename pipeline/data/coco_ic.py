@@ -21,17 +21,43 @@ from tqdm import tqdm
 from pipeline.config import CocoIcPrepare
 from pipeline.data.images import SkipLog, resize_pair
 from pipeline.data.prepared import PreparedSplit, subsample
+from pipeline.errors import InputError
 from pipeline.io.archive import SafeZip
 
 CropBox = tuple[int, int, int, int]  # x0, y0, x1, y1, half-open, source pixels
 
 
+# The fields of COCO's `instances` format this project reads, per section.
+REQUIRED_FIELDS = {"images": ("id", "file_name", "width", "height"),
+                   "annotations": ("id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation"),
+                   "categories": ("id", "name")}
+
+
 def load_instances(annotations: SafeZip, split: str) -> dict:
+    """`annotations/instances_<split>2017.json`, checked for the fields this project reads: a malformed record is
+    named (section, index, id) instead of failing later as a KeyError."""
     name = f"annotations/instances_{split}2017.json"
+    where = f"{annotations.path}:{name}"
     try:
-        return json.loads(annotations.read(name))
+        instances = json.loads(annotations.read(name))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{annotations.path}:{name}: not valid JSON ({exc})") from exc
+        raise InputError(f"{where}: not valid JSON ({exc})") from exc
+    for section, fields in REQUIRED_FIELDS.items():
+        records = instances.get(section) if isinstance(instances, dict) else None
+        if not isinstance(records, list):
+            raise InputError(f"{where}: no `{section}` list (is it a COCO instances file?)")
+        for index, record in enumerate(records):
+            missing = [key for key in fields if key not in record] if isinstance(record, dict) else list(fields)
+            if missing:
+                record_id = record.get("id") if isinstance(record, dict) else None
+                raise InputError(f"{where}: {section}[{index}] (id {record_id}) lacks {', '.join(missing)}; every "
+                                 f"record of `{section}` needs {', '.join(fields)} (the COCO instances format)")
+    image_ids = {image["id"] for image in instances["images"]}
+    orphan = next((a for a in instances["annotations"] if a["image_id"] not in image_ids), None)
+    if orphan is not None:
+        raise InputError(f"{where}: annotation id {orphan['id']} refers to image_id {orphan['image_id']}, "
+                         f"which `images` lacks")
+    return instances
 
 
 def select_categories(train: dict, cfg: CocoIcPrepare) -> list[dict]:
@@ -40,12 +66,12 @@ def select_categories(train: dict, cfg: CocoIcPrepare) -> list[dict]:
     if cfg.categories is not None:
         unknown = [name for name in cfg.categories if name not in by_name]
         if unknown:
-            raise ValueError(f"prepare.coco_ic.categories: unknown COCO categories {unknown}")
+            raise InputError(f"prepare.coco_ic.categories: unknown COCO categories {unknown}")
         return [by_name[name] for name in cfg.categories]
     counts = Counter(a["category_id"] for a in train["annotations"] if not a["iscrowd"])
     ranked = sorted(counts, key=lambda cid: (-counts[cid], cid))
     if len(ranked) < cfg.num_categories:
-        raise ValueError(f"prepare.coco_ic.num_categories = {cfg.num_categories}, but the train annotations "
+        raise InputError(f"prepare.coco_ic.num_categories = {cfg.num_categories}, but the train annotations "
                          f"hold only {len(ranked)} categories")
     by_id = {c["id"]: c for c in train["categories"]}
     return [by_id[cid] for cid in ranked[: cfg.num_categories]]

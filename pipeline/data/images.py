@@ -10,12 +10,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pipeline.errors import InputError
 from pipeline.io.archive import SafeZip
 
 log = logging.getLogger(__name__)
 
 
-class TooManyCorruptImagesError(RuntimeError):
+class TooManyCorruptImagesError(InputError):
     """More source images failed to decode than `prepare.max_corrupt_share` allows."""
 
 

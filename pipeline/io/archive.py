@@ -5,8 +5,10 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from pipeline.errors import InputError
 
-class UnsafeArchiveError(ValueError):
+
+class UnsafeArchiveError(InputError):
     """An archive holds a member with an absolute path or a `..` component."""
 
 
@@ -23,7 +25,8 @@ class SafeZip:
         try:
             self._zip = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, OSError) as exc:
-            raise ValueError(f"{self.path}: not a readable zip archive ({exc})") from exc
+            raise InputError(f"{self.path}: not a readable zip archive ({exc}); a truncated or corrupt download? "
+                             f"Delete it and rerun its download stage") from exc
         bad = [name for name in self._zip.namelist() if _is_unsafe(name)]
         if bad:
             self._zip.close()
@@ -36,7 +39,7 @@ class SafeZip:
         try:
             return self._zip.read(name)
         except KeyError:
-            raise KeyError(f"{self.path}: no member {name!r}") from None
+            raise InputError(f"{self.path}: no member {name!r}") from None
 
     def close(self) -> None:
         self._zip.close()

@@ -19,13 +19,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pipeline.errors import InputError
+
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 FREE_SPACE_MARGIN_BYTES = 64 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(InputError):
     """A download could not be completed; the message says what to do instead."""
 
 

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from pipeline.errors import InputError
 from pipeline.io.atomic import atomic_path, write_json
 from pipeline.models.registry import build_classifier
 
@@ -35,10 +36,10 @@ def load_classifier(folder: Path, device: torch.device | str = "cpu", weights: P
     try:
         config = json.loads((folder / CONFIG).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{folder / CONFIG}: cannot read the classifier config ({exc})") from None
+        raise InputError(f"{folder / CONFIG}: cannot read the classifier config ({exc})") from None
     model = build_classifier(config)
     try:
         model.load_state_dict(load_file(str(weights), device=str(device)))
     except RuntimeError as exc:
-        raise ValueError(f"{weights}: does not match config.json ({str(exc).splitlines()[0]})") from None
+        raise InputError(f"{weights}: does not match config.json ({str(exc).splitlines()[0]})") from None
     return model.to(device).eval(), config

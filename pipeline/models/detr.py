@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.config import DETR_FAMILIES
+from pipeline.errors import InputError, unloadable_model
 from pipeline.io.atomic import replace_folder
 
 UNUSED_LABEL = "N/A"            # a hub DETR's name for the label slots of ids COCO does not use
@@ -52,7 +53,7 @@ def image_attention(model: nn.Module) -> str:
     for name, module in model.named_modules():
         if ".encoder." in f".{name}." and all(hasattr(module, a) for a in ("q_proj", "k_proj", "head_dim")):
             return name
-    raise ValueError(f"{type(model).__name__}: no encoder self-attention with q_proj/k_proj/head_dim")
+    raise InputError(f"{type(model).__name__}: no encoder self-attention with q_proj/k_proj/head_dim")
 
 
 class Detector(nn.Module):
@@ -62,7 +63,7 @@ class Detector(nn.Module):
         super().__init__()
         family = model.config.model_type
         if family not in DETR_FAMILIES:
-            raise ValueError(f"model_type {family!r}: the DETR stages support {list(DETR_FAMILIES)}")
+            raise InputError(f"model_type {family!r}: the DETR stages support {list(DETR_FAMILIES)}")
         self.model, self.processor, self.family = model, processor, family
         normalises = getattr(processor, "do_normalize", True)
         mean, std = (processor.image_mean, processor.image_std) if normalises else ([0.0] * 3, [1.0] * 3)
@@ -232,7 +233,7 @@ def detector_from_pretrained(source: str | Path) -> Detector:
         model = AutoModelForObjectDetection.from_pretrained(source)
         processor = AutoImageProcessor.from_pretrained(source)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{source}: not a DETR-family detector with its image processor ({exc})") from None
+        raise unloadable_model(source, "a DETR-family detector with its image processor", exc) from None
     return Detector(model, processor)
 
 

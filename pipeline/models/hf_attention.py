@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pipeline.errors import InputError
+
 
 @dataclass
 class QueryKey:
@@ -28,7 +30,7 @@ def attention_layers(model: nn.Module, required: bool = True) -> list[nn.Module]
     a model without any is an error unless `required` is off (a CNN then gives [])."""
     layers = [m for m in model.modules() if all(hasattr(m, a) for a in ("q_proj", "k_proj", "head_dim"))]
     if not layers and required:
-        raise ValueError(f"{type(model).__name__} has no attention module with q_proj/k_proj/head_dim "
+        raise InputError(f"{type(model).__name__} has no attention module with q_proj/k_proj/head_dim "
                          "(a Hugging Face ViT, DeiT or DETR of transformers ≥ 5 has them)")
     return layers
 

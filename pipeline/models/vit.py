@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.errors import unloadable_model
 from pipeline.io.atomic import replace_folder
 from pipeline.models.wrappers import Normalized
 
@@ -82,8 +83,12 @@ def vit_from_pretrained(source: str, class_names: list[str]) -> tuple[nn.Module,
     randomly initialised unless the checkpoint's already has that many classes). Honours HF_HUB_OFFLINE."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    model = AutoModelForImageClassification.from_pretrained(source, ignore_mismatched_sizes=True, **_labels(class_names))
-    return model, AutoImageProcessor.from_pretrained(source)
+    try:
+        model = AutoModelForImageClassification.from_pretrained(source, ignore_mismatched_sizes=True,
+                                                                **_labels(class_names))
+        return model, AutoImageProcessor.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise unloadable_model(source, "a ViT / DeiT image classifier with its image processor", exc) from None
 
 
 def image_processor(image_size: int, mean: list[float], std: list[float]) -> Any:
@@ -93,9 +98,15 @@ def image_processor(image_size: int, mean: list[float], std: list[float]) -> Any
     return ViTImageProcessor(size={"height": image_size, "width": image_size}, image_mean=mean, image_std=std)
 
 
+def input_size(processor: Any) -> tuple[int, int]:
+    """The model's input (height, width): the centre crop when the processor crops (DeiT-B: resize 256, crop 224),
+    else its resize."""
+    size = processor.crop_size if getattr(processor, "do_center_crop", False) else processor.size
+    return size["height"], size["width"]
+
+
 def classifier_of(model: nn.Module, processor: Any) -> ViTClassifier:
-    return ViTClassifier(model, list(processor.image_mean), list(processor.image_std),
-                         (processor.size["height"], processor.size["width"]))
+    return ViTClassifier(model, list(processor.image_mean), list(processor.image_std), input_size(processor))
 
 
 def save_vit(folder: Path, classifier: ViTClassifier, processor: Any) -> None:
@@ -114,5 +125,5 @@ def load_vit(folder: Path, device: torch.device) -> ViTClassifier:
         model = AutoModelForImageClassification.from_pretrained(folder)
         processor = AutoImageProcessor.from_pretrained(folder)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{folder}: not a saved ViT / DeiT with its image processor ({exc})") from None
+        raise unloadable_model(folder, "a saved ViT / DeiT with its image processor", exc) from None
     return classifier_of(model, processor).to(device).eval()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pipeline.config import Claim
 from pipeline.report.classifiers import paired_to_baseline
-from pipeline.report.tables import Cell, Table
+from pipeline.report.tables import Cell, Table, paired_text
 
 
 def verdict(difference: dict) -> str:
@@ -34,8 +34,7 @@ def claims_table(claims: list[Claim], per_image: dict[str, dict[str, dict[int, f
         difference = paired_to_baseline(per_image[claim.measure], claim.better, claim.than)
         result = verdict(difference)
         table.rows.append([Cell(claim.claim), Cell(claim.better), Cell(claim.than), Cell(claim.measure),
-                           Cell(f"{100 * difference['mean']:+.1f} [{100 * difference['low']:+.1f}, "
-                                f"{100 * difference['high']:+.1f}]"),
+                           Cell(paired_text(difference)),
                            Cell(str(difference["n"])), Cell(result, fail=result.startswith("not reproduced"))])
         headline.append({"claim": claim.claim, "better": claim.better, "than": claim.than, "measure": claim.measure,
                          **difference,

@@ -11,7 +11,7 @@ import json
 
 from pipeline.config import Classifier, SuiteEntry
 from pipeline.evaluation.intervals import paired_bootstrap
-from pipeline.report.tables import Cell, Table, percent
+from pipeline.report.tables import Cell, Table, paired_text, percent
 
 WORST = "worst_case"
 
@@ -87,7 +87,7 @@ def mask_effect_table(entries: dict[str, Classifier], metrics: dict[str, dict], 
         deltas = {k: mine[k]["accuracy"] - theirs[k]["accuracy"] for k in mine}
         paired = paired_to_baseline(robust, name, twin)
         table.rows.append([Cell(name), Cell(twin), *(Cell(f"{100 * deltas[k]:+.1f}") for k in ("clean", attack)),
-                           Cell(f"{100 * paired['mean']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]"),
+                           Cell(paired_text(paired)),
                            Cell("yes" if paired["separated"] else "no")])
         headline[name] = {"twin": twin, **{f"delta_{k}": v for k, v in deltas.items()},
                           "worst_case_paired": paired, "worst_case_separated": paired["separated"]}
@@ -152,8 +152,7 @@ def defense_table(entries: dict[str, Classifier], metrics: dict[str, dict], name
         paired = []
         if baseline and name != baseline:
             difference = headline[name]["vs_madry_worst_case"] = paired_to_baseline(robust, name, baseline)
-            paired = [Cell(f"{100 * difference['mean']:+.1f} [{100 * difference['low']:+.1f}, "
-                           f"{100 * difference['high']:+.1f}]" + (" separated" if difference["separated"] else ""))]
+            paired = [Cell(paired_text(difference) + (" separated" if difference["separated"] else ""))]
         elif baseline:
             paired = [Cell("(baseline)")]
         table.rows.append([Cell(name), Cell(recipe_label(entries[name])),

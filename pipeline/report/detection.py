@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from pipeline.config import AttackDetr
 from pipeline.report.patches import objective_label
-from pipeline.report.tables import Cell, Table
+from pipeline.report.tables import Cell, Table, paired_text
 
 COMPARED = "ce+kq - ce"          # the seed's claim: the attention term makes the patch stronger than L_ce alone
-
-
-def paired_cell(paired: dict) -> Cell:
-    """'−6.5 [−9.5, −3.7]': a per-image mean AP difference in points with its 95% paired-bootstrap interval."""
-    return Cell(f"{100 * paired['mean']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]")
 
 
 def detection_table(cfg: AttackDetr, names: list[str], metrics: dict[str, dict]) -> tuple[Table, dict]:
@@ -35,7 +30,7 @@ def detection_table(cfg: AttackDetr, names: list[str], metrics: dict[str, dict])
                                Cell(f"({cell[0]}, {cell[1]})"), Cell(f"{100 * result['clean']['AP']:.2f}"),
                                Cell(f"{100 * runs['clean']['AP']:.2f}"),
                                *(Cell(f"{100 * runs[o]['AP']:.2f}") for o in cfg.objectives),
-                               *([paired_cell(runs["paired"][COMPARED])] if compared else []), Cell(removed)])
+                               *([Cell(paired_text(runs["paired"][COMPARED]))] if compared else []), Cell(removed)])
             headline[name][patch] = {"clean": runs["clean"]["AP"], **{o: runs[o]["AP"] for o in cfg.objectives},
                                      **({COMPARED: runs["paired"][COMPARED]} if compared else {})}
     counts = sorted({metrics[name]["num_images"] for name in names})

@@ -40,6 +40,12 @@ def percent(summary: dict) -> str:
     return f"{100 * summary['accuracy']:.1f} [{100 * summary['ci95_low']:.1f}, {100 * summary['ci95_high']:.1f}]"
 
 
+def paired_text(paired: dict) -> str:
+    """'+2.0 [-1.5, +5.5]': a paired difference (pipeline/evaluation/intervals.paired_bootstrap) in points with its
+    95% interval."""
+    return f"{100 * paired['mean']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]"
+
+
 def _markdown_cell(cell: Cell) -> str:
     text = cell.text.replace("|", "\\|")
     return f"**FAIL: {text}**" if cell.fail else text

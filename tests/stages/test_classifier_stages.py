@@ -133,6 +133,10 @@ def test_report_shows_a_failed_audit_in_red(trained):
     differences = [robust["coco_ic_aad_none"][i] - robust[name][i] for i in robust[name]]
     assert paired["n"] == len(differences) and paired["mean"] == pytest.approx(sum(differences) / len(differences))
     assert paired["low"] <= paired["mean"] <= paired["high"]
+    footer = (trained / "data/report/report.md").read_text().split("## Provenance")[1]
+    tiny = yaml.safe_load((trained / "configs/tiny.yaml").read_text())["attack_classifier"]["audit"]
+    assert "| profile | tiny, with" in footer and "| code | unknown (not a git checkout) |" in footer
+    assert f"attack_classifier.audit.large_eps_255: 0.01 (profile: {tiny['large_eps_255']})" in footer
     claim, attention = report["claims"]          # the tiny profile's claims: the same pair, then its Grad-CAM IoU
     assert (claim["better"], claim["than"], claim["mean"]) == ("coco_ic_aad_none", name, paired["mean"])
     assert claim["verdict"].startswith(("reproduced", "not reproduced", "not separated"))
@@ -211,3 +215,27 @@ def test_a_tuning_run_trains_without_its_holdout_and_reports_on_it(workdir, tmp_
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["holdout_accuracy"] == pytest.approx(accuracy) and "val_accuracy" not in metrics
     assert {p.stem for p in (folder / "plots/metrics").glob("*.tsv")} >= {"holdout_accuracy", "holdout_pgd_accuracy"}
+
+
+def test_attack_images_and_seed_retrain_only_when_training_depends_on_them(workdir, tmp_path):
+    """`attack_images` is read by attack_classifier alone: changing it finds the finished run and trains nothing.
+    `seed` is training's own: another seed trains again, from another initialisation."""
+    project = copy_project(tmp_path)
+    (project / "data").mkdir()
+    (project / "data/prepare").symlink_to(workdir / "data/prepare")
+    p = params(workdir)
+    p["classifiers"]["row"] = {**p["classifiers"]["coco_ic_madry_none"], "epochs": 2, "warmup_epochs": 0}
+    folder = project / "data/train_classifier/row"
+
+    def train(**changes) -> tuple[str, dict]:
+        p["classifiers"]["row"].update(changes)
+        (project / "params.yaml").write_text(yaml.safe_dump(p))
+        log = run([sys.executable, "-m", "stages.train_classifier", "row"], project).stderr
+        return log, load_classifier(folder)[0].state_dict()
+
+    _, first = train()
+    log, same = train(attack_images=3)
+    assert "resuming after epoch 2 of 2" in log and "epoch 1/2" not in log
+    assert all(torch.equal(first[k], same[k]) for k in first)
+    log, reseeded = train(seed=p["seed"] + 1)
+    assert "epoch 1/2" in log and any(not torch.equal(first[k], reseeded[k]) for k in first)

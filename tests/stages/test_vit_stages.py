@@ -57,16 +57,17 @@ def test_trained_vit_reloads_and_matches_its_metrics(attacked, vit_params):
 
 
 def test_pretrained_init_resizes_the_head_and_keeps_the_backbone(workdir, vit_params, tmp_path):
-    """A local DeiT folder with 3 classes, used as it is (epochs 0) on a 10-class dataset."""
-    from transformers import DeiTConfig, DeiTForImageClassification, ViTImageProcessor
+    """A local DeiT folder with 3 classes, used as it is (epochs 0) on a 10-class dataset; its processor resizes
+    past the model's input and centre-crops, as DeiT-B's does (256 → 224): the input is the crop size."""
+    from transformers import DeiTConfig, DeiTForImageClassification, DeiTImageProcessor
 
     config = DeiTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, num_labels=3)
     torch.manual_seed(0)
     source = DeiTForImageClassification(config)
     source.save_pretrained(tmp_path / "deit")
-    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.25] * 3).save_pretrained(
-        tmp_path / "deit")
+    DeiTImageProcessor(size={"height": 36, "width": 36}, crop_size={"height": 32, "width": 32}, image_mean=[0.5] * 3,
+                       image_std=[0.25] * 3).save_pretrained(tmp_path / "deit")
     raw = json.loads(json.dumps(vit_params))
     entry = dict(raw["train_vit"]["coco_ic_vit"], init="pretrained", pretrained=str(tmp_path / "deit"), config=None,
                  image_size=None, epochs=0)
@@ -76,7 +77,7 @@ def test_pretrained_init_resizes_the_head_and_keeps_the_backbone(workdir, vit_pa
     run([sys.executable, "-m", "stages.train_vit", "coco_ic_deit", "--params", "pretrained.yaml"], workdir)
 
     deit = load_vit(workdir / "data/train_vit/coco_ic_deit/model", CPU)
-    assert deit.prefix_tokens == 2 and deit.hf_model.config.num_labels == 10
+    assert deit.prefix_tokens == 2 and deit.hf_model.config.num_labels == 10 and deit.size == (32, 32)
     kept = source.state_dict()
     for key, value in deit.hf_model.state_dict().items():
         if not key.startswith("classifier"):

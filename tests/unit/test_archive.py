@@ -2,6 +2,7 @@ import zipfile
 
 import pytest
 
+from pipeline.errors import InputError
 from pipeline.io.archive import SafeZip, UnsafeArchiveError
 
 
@@ -22,7 +23,7 @@ def test_escaping_members_are_refused(tmp_path, bad):
 def test_members_are_read_in_place(tmp_path):
     with SafeZip(_zip(tmp_path / "a.zip", ["dir/file.txt"])) as archive:
         assert archive.names() == ["dir/file.txt"] and archive.read("dir/file.txt") == b"x"
-        with pytest.raises(KeyError, match="missing.txt"):
+        with pytest.raises(InputError, match="missing.txt"):
             archive.read("missing.txt")
     assert not (tmp_path / "dir").exists()
 

@@ -213,3 +213,16 @@ def test_headline_keeps_one_number_per_claim_with_short_keys():
                    "detr": {"rtdetr": {"clean": 0.42, "ce": 0.37, "ce+kq": 0.31}},
                    "audit": {"failed": 1, "classifiers": 3}}
     assert column_count(top) == 11                        # 1 + 1 + 1 + 3 + 3 + 2
+
+
+def test_provenance_names_the_closest_profile_and_every_changed_key():
+    from pipeline.report.provenance import closest_profile, provenance_table
+
+    demo = {"seed": 0, "train": {"epochs": 16, "lr": 0.1}, "sizes": [1, 2]}
+    paper = {"seed": 0, "train": {"epochs": 100, "lr": 0.1}, "sizes": [3]}
+    experiment = {"seed": 0, "train": {"epochs": 16, "lr": 0.05, "extra": True}, "sizes": [1, 2]}
+    assert closest_profile(experiment, {"paper": paper, "demo": demo}) == (
+        "demo", ["train.extra: True (profile: (absent))", "train.lr: 0.05 (profile: 0.1)"])
+    table = provenance_table(demo, {"demo": demo, "paper": paper}, "abc1234", "cpu")
+    assert [[c.text for c in row] for row in table.rows] == [["code", "abc1234"], ["profile", "demo"],
+                                                             ["machine", "cpu"]]
