@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from pipeline.attacks.base import Attack, frozen_eval, take
 from pipeline.attention.gradcam import grad_cam
 from pipeline.config import Classifier
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
 from pipeline.evaluation.attention_analysis import per_sample, summarise
-from pipeline.evaluation.figures import attention_grid, cam_evolution
+from pipeline.evaluation.figures import cam_epochs_figure, gradcam_figure, message_figure
+from pipeline.evaluation.plotting import png
 from pipeline.evaluation.suite import Evaluation, make_attack
-from pipeline.io.atomic import write_bytes, write_json, write_png
+from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.checkpoint import load_classifier
-from pipeline.report.tables import csv_bytes
 from stages.common import DATA, entry_args, evaluated_model, log, pick_device, run_stage
 
 
@@ -48,8 +49,9 @@ def main() -> None:
     rows = np.stack([data["index"].numpy(), data["success"].numpy(), data["confidence"].numpy(),
                      *(r.numpy() for r in records.values())], 1).tolist() if len(data["success"]) else []
     write_bytes(out / "per_sample.csv", csv_bytes(columns, rows))
-    write_png(out / "images" / "attention.png", figure(data))
-    write_png(out / "images" / "cam_epochs.png", cam_across_epochs(name, entry, samples, mask_mode, cfg.layer, device))
+    write_bytes(out / "images" / "attention.png", png(figure(name, data)))
+    write_bytes(out / "images" / "cam_epochs.png",
+                png(cam_across_epochs(name, entry, samples, mask_mode, cfg.layer, device)))
     log.info("%s: %d correct of %d; attack succeeded on %.1f%%; mean IoU(Att, GT) succeed %s, fail %s", name,
              len(data["success"]), len(samples), 100 * (tables["table1"]["succeed"]["share"] or 0),
              tables["table1"]["succeed"]["mean_iou_gt"], tables["table1"]["fail"]["mean_iou_gt"])
@@ -83,19 +85,19 @@ def attack_and_explain(evaluation: Evaluation, attack: Attack, layer: str | None
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
-def figure(data: dict[str, torch.Tensor]) -> np.ndarray:
+def figure(name: str, data: dict[str, torch.Tensor]) -> Figure:
     """Seed 002 Figure 1: the first attacked and the first surviving image, each with its clean and adversarial CAM."""
     chosen = [(i, label) for flag, label in ((True, "attack succeeded"), (False, "attack failed"))
               for i in data["success"].eq(flag).nonzero()[:1, 0].tolist()]
     if not chosen:
-        return np.full((8, 8, 3), 255, np.uint8)
+        return message_figure(f"{name}: no correctly classified image to attack")
     rows = [i for i, _ in chosen]
-    captions = [f"{text}: image | clean CAM | adversarial CAM" for _, text in chosen]
-    return attention_grid(data["images"][rows], data["clean"][rows], data["adversarial"][rows], captions)
+    return gradcam_figure(data["images"][rows], data["clean"][rows], data["adversarial"][rows],
+                          [text for _, text in chosen], f"{name}: Grad-CAM before and after the attack")
 
 
 def cam_across_epochs(name: str, entry: Classifier, samples: SampleTensors, mask_mode: str, layer: str | None,
-                      device: torch.device) -> np.ndarray:
+                      device: torch.device) -> Figure:
     """Seed 002 Figure 6: Grad-CAM (true class) of the first analysed image after every kept training epoch."""
     folder = DATA / "train_classifier" / name
     paths = sorted((folder / "checkpoints").glob("epoch_*.safetensors"))
@@ -105,7 +107,8 @@ def cam_across_epochs(name: str, entry: Classifier, samples: SampleTensors, mask
         model, _ = evaluated_model(entry, load_classifier(folder, device, weights=path)[0])
         with frozen_eval(model):
             cams.append(grad_cam(model, images, labels, mask, layer).cam[0])
-    return cam_evolution(images[0], cams, [int(p.stem.removeprefix("epoch_")) for p in paths])
+    return cam_epochs_figure(images[0], cams, [int(p.stem.removeprefix("epoch_")) for p in paths],
+                             f"{name}: Grad-CAM of the true class after each kept epoch")
 
 
 if __name__ == "__main__":

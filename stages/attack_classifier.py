@@ -15,12 +15,12 @@ import torch
 from pipeline.config import AttackClassifier, SuiteEntry
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
 from pipeline.evaluation.audit import AUDIT_PGD_STEPS, run_audit
-from pipeline.evaluation.figures import adversarial_grid
+from pipeline.evaluation.figures import adversarial_figure
+from pipeline.evaluation.plotting import png
 from pipeline.evaluation.suite import Evaluation, SuiteRunner, accuracy_summary, eps_label, make_attack
-from pipeline.io.atomic import write_bytes, write_json, write_png
+from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.forward import model_logits
-from pipeline.report.tables import csv_bytes
 from stages.common import DATA, entry_args, evaluated_model, log, pick_device, run_stage
 
 
@@ -56,7 +56,7 @@ def curves(runner: SuiteRunner, cfg: AttackClassifier) -> tuple[bytes, bytes]:
     return csv_bytes(["eps_255", *columns], rows_eps), csv_bytes(["steps", *columns], rows_steps)
 
 
-def example_grid(evaluation: Evaluation, cfg: AttackClassifier, class_names: list[str]) -> np.ndarray:
+def example_grid(evaluation: Evaluation, cfg: AttackClassifier, class_names: list[str], name: str) -> bytes:
     """Clean vs PGD-20 adversarial examples on the first `grid_images` evaluation samples, captioned with the
     true class and the predictions on both (a clean mistake is not attacked: its δ panel is flat grey)."""
     eps = cfg.eps_255[0] / 255
@@ -67,7 +67,8 @@ def example_grid(evaluation: Evaluation, cfg: AttackClassifier, class_names: lis
         clean, adversarial = (model_logits(evaluation.model, x, mask).argmax(1).tolist() for x in (images, result.adversarial))
     captions = [f"true: {class_names[y]}\nclean: {class_names[c]}\nadversarial: {class_names[a]}"
                 for y, c, a in zip(labels.tolist(), clean, adversarial)]
-    return adversarial_grid(images, result.adversarial, eps, captions)
+    return png(adversarial_figure(images, result.adversarial, eps, captions,
+                                  f"{name}: PGD-20 at ε = {cfg.eps_255[0]:g}/255"))
 
 
 def main() -> None:
@@ -109,7 +110,7 @@ def main() -> None:
     out = DATA / "attack_classifier" / name
     write_bytes(out / "plots" / "accuracy_vs_eps.csv", by_eps)
     write_bytes(out / "plots" / "accuracy_vs_steps.csv", by_steps)
-    write_png(out / "images" / "adversarial.png", example_grid(evaluation, cfg, config["class_names"]))
+    write_bytes(out / "images" / "adversarial.png", example_grid(evaluation, cfg, config["class_names"], name))
     table = np.stack([np.asarray(f).astype(np.int64) for f in flags], axis=1)
     write_bytes(out / "per_sample.csv", csv_bytes(columns, table.tolist()))
     write_json(out / "metrics.json", metrics)

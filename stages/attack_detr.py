@@ -34,10 +34,9 @@ from pipeline.evaluation.detection_figures import (ShownDetections, attention_fi
                                                    iteration_curves_figure, map_steps_figure)
 from pipeline.evaluation.detr_runs import DetrRunResult, patch_box_at_original, patch_corner, run_detr_attack
 from pipeline.evaluation.intervals import paired_bootstrap
-from pipeline.io.atomic import write_bytes, write_json
+from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.checkpoint import save_tensors
 from pipeline.models.detr import Detector, load_detector
-from pipeline.report.tables import csv_bytes
 from stages.common import DATA, entry_args, log, pick_device, run_stage
 
 SHOWN_SCORE = 0.5          # detections drawn in the figures: score at least this

@@ -23,16 +23,15 @@ import torch
 from pipeline.attacks.patch import PatchAttack, PatchPlacement, parse_objective
 from pipeline.config import AttackVit, PatchTarget
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
-from pipeline.evaluation.charts import line_chart
-from pipeline.evaluation.figures import heat_rows, image_rows
+from pipeline.evaluation.figures import curves_figure, heat_rows_figure, image_rows_figure
 from pipeline.evaluation.patch_runs import Run, RunResult, Target, clean_attention, run_attack, run_metrics
+from pipeline.evaluation.plotting import png
 from pipeline.evaluation.suite import accuracy_summary
 from pipeline.evaluation.vit_attention import cls_attention_maps
-from pipeline.io.atomic import write_bytes, write_json, write_png
+from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.checkpoint import load_classifier, save_tensors
 from pipeline.models.forward import model_logits
 from pipeline.models.vit import load_vit
-from pipeline.report.tables import csv_bytes
 from stages.common import DATA, entry_args, log, pick_device, run_stage
 
 
@@ -112,7 +111,7 @@ def main() -> None:
         write_bytes(out / "plots" / "curves" / f"{'_'.join(run)}.csv", curve_csv(results[run]))
         log.info("%s %s: robust accuracy %.3f", name, "/".join(run), metrics["runs"][placement][optimiser][objective]
                  ["robust"]["accuracy"])
-    write_figures(out, target, cfg, clean_inputs[:cfg.grid_images], samples.labels[:cfg.grid_images],
+    write_figures(out, name, target, cfg, clean_inputs[:cfg.grid_images], samples.labels[:cfg.grid_images],
                   clean_pred[:cfg.grid_images], results)
     write_bytes(out / "per_sample.csv", per_sample_csv(samples, clean_correct, cells, results))
     save_tensors(out / "patches.safetensors", {"/".join(run): result.patches for run, result in results.items()})
@@ -120,7 +119,7 @@ def main() -> None:
     log.info("%s: clean %.3f; robust accuracy per run in %s", name, metrics["clean"]["accuracy"], out / "metrics.json")
 
 
-def write_figures(out, target: Target, cfg: AttackVit, clean: torch.Tensor, labels: torch.Tensor,
+def write_figures(out, name: str, target: Target, cfg: AttackVit, clean: torch.Tensor, labels: torch.Tensor,
                   clean_pred: torch.Tensor, results: dict[Run, RunResult]) -> None:
     """images/patched.png: clean | patched under each objective (first placement, last optimiser), with the
     predicted class ids; images/curves.png: the mean attention on the patch (ViT; a CNN: the objective) per
@@ -130,18 +129,18 @@ def write_figures(out, target: Target, cfg: AttackVit, clean: torch.Tensor, labe
     patched = [results[run].examples.to(clean.device) for run in shown]
     with torch.no_grad():
         predictions = [clean_pred.tolist()] + [model_logits(target.model, p).argmax(1).tolist() for p in patched]
-    captions = [f"true {target.class_names[y]} ({y})\npredicted: " + " | ".join(str(p[i]) for p in predictions)
+    captions = [f"true {target.class_names[y]} ({y})\npredicted " + " | ".join(str(p[i]) for p in predictions)
                 for i, y in enumerate(labels.tolist())]
-    header = "clean | " + " | ".join(run[2] for run in shown)
     rows = [[c[i] for c in (clean, *patched)] for i in range(len(labels))]
-    write_png(out / "images" / "patched.png", image_rows(rows, [f"{header}\n{c}" if i == 0 else c
-                                                                  for i, c in enumerate(captions)]))
-    chart = "attention_on_patch" if target.is_vit else "objective"
-    panels = [line_chart({run[2]: getattr(results[run], "attention_curve" if target.is_vit else "loss_curve")
-                          for run in results if run[0] == cfg.placements[0] and run[1] == optimiser},
-                         f"{optimiser}, {cfg.placements[0]} cell: mean {chart}", "patch updates", "")
-              for optimiser in cfg.optimisers]
-    write_png(out / "images" / "curves.png", np.concatenate(panels, axis=1))
+    write_bytes(out / "images" / "patched.png", png(image_rows_figure(
+        rows, ["clean", *(run[2] for run in shown)], captions,
+        f"{name}: patched images ({cfg.placements[0]} cell, {cfg.optimisers[-1]}), predicted class ids")))
+    curve, measure = ("attention_curve", "mean attention on the patch") if target.is_vit else ("loss_curve", "objective")
+    panels = {f"{optimiser}, {cfg.placements[0]} cell": {run[2]: getattr(results[run], curve) for run in results
+                                                         if run[0] == cfg.placements[0] and run[1] == optimiser}
+              for optimiser in cfg.optimisers}
+    write_bytes(out / "images" / "curves.png", png(curves_figure(panels, "patch updates", measure,
+                                                                 f"{name}: {measure} per patch update")))
     if not target.is_vit:
         return
     attention_run = next((run for run in shown if parse_objective(run[2])[1] is not None), shown[-1])
@@ -152,8 +151,11 @@ def write_figures(out, target: Target, cfg: AttackVit, clean: torch.Tensor, labe
     for i in range(count):
         for what, x in images.items():
             rows.append((x[i], list(maps[what][:, i])))
-            texts.append(f"{what}: CLS attention in layers 1-{len(maps[what])}")
-    write_png(out / "images" / "cls_attention.png", heat_rows(rows, texts))
+            texts.append(what)
+    layers = len(next(iter(maps.values())))
+    write_bytes(out / "images" / "cls_attention.png", png(heat_rows_figure(
+        rows, ["image", *(f"layer {layer}" for layer in range(1, layers + 1))], texts,
+        f"{name}: CLS attention per layer, clean and patched", "CLS attention (softmax weight)")))
 
 
 if __name__ == "__main__":

@@ -105,8 +105,20 @@ def pick_device(accelerator: str = "optional") -> torch.device:
         raise InputError(f"ATTNROBUST_DEVICE={choice!r} but this machine has {torch.cuda.device_count()} GPU(s)")
     if device.type not in ("cpu", "cuda"):
         raise InputError(f"ATTNROBUST_DEVICE={choice!r}: expected auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        configure_cuda()
     log.info("device: %s", device)
     return device
+
+
+def configure_cuda() -> None:
+    """TF32 matmuls and convolutions (Ampere and later), and deterministic kernels where they exist, with the cuBLAS
+    workspace they need: a resumed training then equals an uninterrupted one on the GPU too (docs/performance.md)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def evaluated_model(entry: Classifier, model: torch.nn.Module) -> tuple[torch.nn.Module, str]:

@@ -12,12 +12,11 @@ from pipeline.config import PREPARED_DATASETS, Params
 from pipeline.data import coco_ic, gtsrb
 from pipeline.data.masks import random_masks
 from pipeline.data.prepared import SPLITS, PreparedSplit
-from pipeline.data.preview import preview_grid
+from pipeline.data.preview import preview_figure
+from pipeline.evaluation.plotting import png
 from pipeline.io.archive import SafeZip
-from pipeline.io.atomic import write_png
+from pipeline.io.atomic import write_bytes
 from stages.common import DATA, log, run_stage, stage_args
-
-PREVIEW_SCALE = 3
 
 
 def build_coco_ic(params: Params, rngs: dict[str, np.random.Generator]) -> dict[str, PreparedSplit]:
@@ -55,7 +54,8 @@ def main() -> None:
         log.info("%s/%s: %d samples, mask coverage %.3f, %d images skipped", args.item, split,
                  meta["num_samples"], meta["mean_mask_coverage"], meta["num_skipped"])
         if split == "val":
-            write_png(out / "preview.png", preview_grid(prepared, randoms, params.prepare.preview_samples, PREVIEW_SCALE))
+            title = f"{args.item} validation samples: foreground and random masks ({cfg.random_mask})"
+            write_bytes(out / "preview.png", png(preview_figure(prepared, randoms, params.prepare.preview_samples, title)))
 
 
 if __name__ == "__main__":

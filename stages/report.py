@@ -24,14 +24,15 @@ import torch
 import yaml
 
 from pipeline.evaluation.suite import eps_label
-from pipeline.io.atomic import write_bytes, write_json
+from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.report.claims import claims_table
 from pipeline.report.classifiers import WORST, accuracy_table, defense_table, mask_effect_table
 from pipeline.report.detection import detection_table
 from pipeline.report.headline import headline
 from pipeline.report.patches import patch_tables
+from pipeline.report.pictures import classifier_pictures, detector_pictures, mask_pictures, patch_pictures
 from pipeline.report.provenance import provenance_table
-from pipeline.report.tables import Figure, Table, csv_bytes, render_html, render_markdown
+from pipeline.report.tables import Figure, Table, render_html, render_markdown
 from pipeline.report.training_figure import PANELS, read_curve, training_curves_png
 from stages.common import DATA, log, run_stage, stage_args
 
@@ -86,6 +87,23 @@ def defense_curves(params) -> Figure | None:
                   "rising (docs/defenses.md).")
 
 
+def mask_study_examples(params) -> list[str]:
+    """The classifiers whose pictures illustrate the mask study: the first Madry-trained foreground-masked one per
+    dataset."""
+    firsts = {}
+    for name, entry in params.classifiers.items():
+        if entry.recipe == "madry" and entry.mask == "foreground":
+            firsts.setdefault(entry.dataset, name)
+    return list(firsts.values())
+
+
+def defense_examples(params) -> list[str]:
+    """The defense table's baseline and every classifier of an attention claim (AAD's Grad-CAMs)."""
+    names = params.report.defense_table[:1] + [name for claim in params.report.claims if claim.measure != "worst_case"
+                                               for name in (claim.better, claim.than)]
+    return list(dict.fromkeys(names))
+
+
 def git(*args: str) -> str | None:
     """A git command's output in the working directory, or None outside a git checkout."""
     try:
@@ -104,7 +122,7 @@ def provenance(params_file: Path) -> Table:
     profiles = {name: yaml.safe_load(path.read_text()) for name, path in PROFILES.items() if path.exists()}
     committed = git("show", "HEAD:params.yaml")
     if committed:
-        profiles = {"demo": yaml.safe_load(committed), **profiles}
+        profiles["demo"] = yaml.safe_load(committed)     # last: a profile file of configs/ wins a tie
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     machine = (f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}; "
                f"ATTNROBUST_DEVICE={os.environ.get('ATTNROBUST_DEVICE', 'auto')}")
@@ -139,9 +157,14 @@ def main() -> None:
     out = DATA / "report"
     rows = [[name, *(values[k] for k in ("clean", attack, WORST))] for name, values in per_classifier.items()]
     write_bytes(out / "plots" / "classifier_accuracy.csv", csv_bytes(["classifier", "clean", attack, WORST], rows))
-    sections = [accuracy, effect, *([defenses] if per_defense else []), *([curves] if curves else []),
-                *([claims] if per_claim else []), *(patch if per_target else []), *([detection] if per_detector else []),
+    datasets = sorted({entry.dataset for entry in params.classifiers.values()})
+    sections = [accuracy, effect, *mask_pictures(DATA, datasets), *classifier_pictures(DATA, mask_study_examples(params)),
+                *([defenses] if per_defense else []), *([curves] if curves else []), *([claims] if per_claim else []),
+                *classifier_pictures(DATA, defense_examples(params)),
+                *(patch if per_target else []), *patch_pictures(DATA, list(params.attack_vit.targets)),
+                *([detection] if per_detector else []), *detector_pictures(DATA, list(params.train_detr)),
                 provenance(args.params)]
+    sections = [section for section in sections if isinstance(section, Figure) or section.rows]   # none empty
     figures = [section for section in sections if isinstance(section, Figure)]
     for figure in figures:
         write_bytes(out / "figures" / figure.file, figure.png)

@@ -22,9 +22,8 @@ from pipeline.config import DetrModel, Params
 from pipeline.data.coco_detection import DetectionSplit, label_map, load_detection_split, training_targets
 from pipeline.evaluation.coco_map import coco_map
 from pipeline.evaluation.detection import predict
-from pipeline.io.atomic import write_bytes, write_json
+from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.detr import Detector, detector_from_config, detector_from_pretrained, save_detector
-from pipeline.report.tables import csv_bytes
 from pipeline.train.detection import DetectorFitSettings, fit_detector
 from pipeline.train.state import fingerprint, library_digest
 from stages.common import DATA, entry_args, log, pick_device, run_stage

@@ -35,3 +35,14 @@ def copy_project(dest: Path, profile: str = "tiny") -> Path:
     shutil.copy(ROOT / "dvc.yaml", dest / "dvc.yaml")
     shutil.copy(ROOT / "configs" / f"{profile}.yaml", dest / "params.yaml")
     return dest
+
+
+def chromium() -> str | None:
+    """A headless-capable Chromium: found on PATH, else installed from the system's packages where this process may
+    (root with apt-get); None where neither works."""
+    names = ("chromium", "chromium-browser", "google-chrome")
+    found = next((shutil.which(name) for name in names if shutil.which(name)), None)
+    if found is None and shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, timeout=900, check=False)
+        found = shutil.which("chromium")
+    return found

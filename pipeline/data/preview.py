@@ -1,26 +1,28 @@
-"""The preview grid a researcher checks masks with: image | mask | masked | random-masked per row."""
+"""The preview a researcher checks masks with: image | foreground mask | masked | random-masked per row, each row
+titled with its class (matplotlib, pipeline/evaluation/plotting.py)."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+from matplotlib.figure import Figure
 
 from pipeline.data.prepared import PreparedSplit
+from pipeline.evaluation.plotting import label_grid, panel_grid, shown
 
-GAP = 2
+PANEL_INCHES = 1.3
+COLUMNS = ["image", "foreground mask", "masked", "random mask"]
 
 
-def preview_grid(split: PreparedSplit, random_masks: np.ndarray, rows: int, scale: int) -> np.ndarray:
-    """An RGB uint8 grid of `rows` samples spread over the split, each panel upscaled `scale`× (nearest)."""
-    size = split.images.shape[1] * scale
+def preview_figure(split: PreparedSplit, random_masks: np.ndarray, rows: int, title: str) -> Figure:
+    """`rows` samples spread evenly over the split."""
     picks = np.unique(np.linspace(0, len(split.images) - 1, min(rows, len(split.images))).round().astype(int))
-    grid = np.full((len(picks) * (size + GAP) + GAP, 4 * (size + GAP) + GAP, 3), 255, np.uint8)
-    for row, index in enumerate(picks):
+    figure, axes = panel_grid(len(picks), len(COLUMNS), inches=PANEL_INCHES)
+    for axis_row, index in zip(axes, picks):
         image, mask, random = split.images[index], split.masks[index], random_masks[index]
         panels = [image, np.repeat(mask[..., None] * 255, 3, axis=2), image * mask[..., None],
                   image * random[..., None]]
-        for column, panel in enumerate(panels):
-            big = cv2.resize(panel.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
-            top, left = GAP + row * (size + GAP), GAP + column * (size + GAP)
-            grid[top:top + size, left:left + size] = big
-    return grid
+        for axis, panel in zip(axis_row, panels):
+            axis.imshow(shown(panel.astype(np.uint8)), interpolation="nearest")
+    label_grid(axes, COLUMNS, [split.class_names[split.labels[index]] for index in picks])
+    figure.suptitle(title, fontsize=10)
+    return figure

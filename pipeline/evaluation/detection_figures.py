@@ -5,15 +5,14 @@ curves. Each function returns PNG bytes."""
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-PANEL_INCHES = 2.2
+from pipeline.evaluation.plotting import label_grid, panel_grid, png, shown
+
 PATCH_COLOUR = "magenta"
 
 
@@ -27,28 +26,6 @@ class ShownDetections:
     scores: list[float]
 
 
-def png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return buffer.getvalue()
-
-
-def _grid(rows: int, columns: int, extra_width: float = 0.0) -> tuple[Figure, np.ndarray]:
-    figure = Figure(figsize=(PANEL_INCHES * columns + extra_width, PANEL_INCHES * rows + 0.6), layout="constrained")
-    axes = np.array(figure.subplots(rows, columns, squeeze=False))
-    for axis in axes.flat:
-        axis.set_xticks([])
-        axis.set_yticks([])
-    return figure, axes
-
-
-def _label_grid(axes: np.ndarray, column_titles: list[str], row_titles: list[str]) -> None:
-    for axis, title in zip(axes[0], column_titles):
-        axis.set_title(title, fontsize=9)
-    for axis, title in zip(axes[:, 0], row_titles):
-        axis.set_ylabel(title, fontsize=8)
-
-
 def _outline(axis, box_xywh: list[float], colour: str, style: str = "--") -> None:
     x, y, w, h = box_xywh
     axis.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor=colour, linestyle=style, linewidth=1.2))
@@ -58,18 +35,18 @@ def detections_figure(panels: list[list[ShownDetections]], column_titles: list[s
                       patch_box: list[float], title: str, class_names: list[str]) -> bytes:
     """Rows of images (clean | patched per objective), each detection boxed in its class colour and labelled
     "name score"; the patch box (x, y, w, h) dashed on every panel but the first column's."""
-    figure, axes = _grid(len(panels), len(panels[0]))
+    figure, axes = panel_grid(len(panels), len(panels[0]))
     colours = {name: f"C{i % 10}" for i, name in enumerate(class_names)}
     for row, row_panels in zip(axes, panels):
         for column, (axis, panel) in enumerate(zip(row, row_panels)):
-            axis.imshow(panel.image.clamp(0, 1).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+            axis.imshow(shown(panel.image), interpolation="nearest")
             for (x0, y0, x1, y1), name, score in zip(panel.boxes.tolist(), panel.names, panel.scores):
                 axis.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colours[name], linewidth=1.2))
                 axis.text(x0, y0, f"{name} {score:.2f}", fontsize=6, color="white", va="bottom",
                           bbox={"facecolor": colours[name], "alpha": 0.8, "pad": 0.5, "linewidth": 0})
             if column:
                 _outline(axis, patch_box, PATCH_COLOUR)
-    _label_grid(axes, column_titles, row_titles)
+    label_grid(axes, column_titles, row_titles)
     figure.suptitle(title, fontsize=10)
     return png(figure)
 
@@ -78,21 +55,21 @@ def attention_figure(images: list[list[torch.Tensor]], maps: list[list[torch.Ten
                      row_titles: list[str], cell: tuple[int, int], stride: int, title: str) -> bytes:
     """Rows of images with each token's attention on the patch key (h×w maps, mean over heads; shown per token cell
     over the image) on one colour scale with its bar; the key cell outlined."""
-    figure, axes = _grid(len(images), len(images[0]), extra_width=0.8)
+    figure, axes = panel_grid(len(images), len(images[0]), extra_width=0.8)
     top = max(float(m.max()) for row in maps for m in row) or 1.0
-    shown = None
+    mappable = None
     for axis_row, image_row, map_row in zip(axes, images, maps):
         for axis, image, heat in zip(axis_row, image_row, map_row):
             height, width = image.shape[-2:]
-            axis.imshow(image.clamp(0, 1).permute(1, 2, 0).cpu().numpy().mean(-1), cmap="gray", vmin=0, vmax=1)
+            axis.imshow(shown(image).mean(-1), cmap="gray", vmin=0, vmax=1)
             extent = (-0.5, heat.shape[1] * stride - 0.5, heat.shape[0] * stride - 0.5, -0.5)
-            shown = axis.imshow(heat.cpu().numpy(), cmap="inferno", vmin=0, vmax=top, alpha=0.75, extent=extent,
-                                interpolation="nearest")
+            mappable = axis.imshow(heat.cpu().numpy(), cmap="inferno", vmin=0, vmax=top, alpha=0.75, extent=extent,
+                                   interpolation="nearest")
             axis.set_xlim(-0.5, width - 0.5)
             axis.set_ylim(height - 0.5, -0.5)
             _outline(axis, [cell[1] * stride, cell[0] * stride, stride, stride], "cyan", "-")
-    _label_grid(axes, column_titles, row_titles)
-    bar = figure.colorbar(shown, ax=axes, shrink=0.8)
+    label_grid(axes, column_titles, row_titles)
+    bar = figure.colorbar(mappable, ax=axes, shrink=0.8)
     bar.set_label("attention on the patch key (softmax weight)", fontsize=8)
     figure.suptitle(title, fontsize=10)
     return png(figure)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -12,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 
 @contextmanager
@@ -41,15 +42,18 @@ def write_json(dest: Path, obj: Any) -> None:
     write_bytes(dest, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
+def csv_bytes(header: list[str], rows: list[list]) -> bytes:
+    """A CSV file's bytes (DVC plots read these)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
 def write_npy(dest: Path, array: np.ndarray) -> None:
     with atomic_path(dest) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array, allow_pickle=False)
-
-
-def write_png(dest: Path, image: np.ndarray) -> None:
-    """Write an H×W×3 (or H×W) uint8 array as PNG."""
-    with atomic_path(dest) as tmp, open(tmp, "wb") as handle:
-        Image.fromarray(image).save(handle, format="PNG")
 
 
 def replace_folder(source: Path, dest: Path) -> None:

@@ -29,7 +29,7 @@ def differences(params: dict, profile: dict) -> list[str]:
 
 
 def closest_profile(params: dict, profiles: dict[str, dict]) -> tuple[str, list[str]]:
-    """The profile with the fewest differing leaves, and those differences (a custom params file is 'closest to')."""
+    """The profile with the fewest differing leaves (the first of a tie), and those differences."""
     name = min(profiles, key=lambda candidate: len(differences(params, profiles[candidate])))
     return name, differences(params, profiles[name])
 
@@ -43,6 +43,6 @@ def provenance_table(params: dict, profiles: dict[str, dict], commit: str, machi
     if len(changed) > LISTED_DIFFERENCES:
         table.rows.append([Cell("changed"), Cell(f"… and {len(changed) - LISTED_DIFFERENCES} more")])
     table.rows.append([Cell("machine"), Cell(machine)])
-    table.notes.append("The profiles: demo (params.yaml of the commit), tiny and paper (configs/). The code and "
+    table.notes.append("The profiles: tiny and paper (configs/), demo (params.yaml of the commit). The code and "
                        "machine are those of the report stage's last run.")
     return table

@@ -4,9 +4,7 @@ self-contained HTML (failures in red, figures inline)."""
 from __future__ import annotations
 
 import base64
-import csv
 import html
-import io
 from dataclasses import dataclass, field
 
 
@@ -67,7 +65,7 @@ def render_markdown(title: str, sections: list[Section]) -> str:
 
 STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}"
          "td,th{border:1px solid #bbb;padding:3px 8px;text-align:left}td.fail{color:#fff;background:#c62828}"
-         "img{max-width:100%}figcaption{color:#444;max-width:60em}")
+         "img{max-width:min(100%,1100px)}figcaption{color:#444;max-width:60em}")
 
 
 def render_html(title: str, sections: list[Section]) -> str:
@@ -87,12 +85,3 @@ def render_html(title: str, sections: list[Section]) -> str:
                                           else f"<td>{html.escape(c.text)}</td>" for c in row) + "</tr>")
         parts.append("</table>" + "".join(f"<p>{html.escape(n)}</p>" for n in table.notes))
     return "".join(parts) + "</body></html>\n"
-
-
-def csv_bytes(header: list[str], rows: list[list]) -> bytes:
-    """A CSV file's bytes (DVC plots read these)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue().encode()

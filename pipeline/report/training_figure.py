@@ -9,7 +9,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from pipeline.evaluation.detection_figures import png
+from pipeline.evaluation.plotting import png
 
 PANELS = (("val_accuracy", "clean accuracy"), ("val_pgd_accuracy", "PGD accuracy (the training adversary)"))
 

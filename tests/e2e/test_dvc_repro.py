@@ -1,13 +1,14 @@
 """`dvc repro` with configs/tiny.yaml in a scratch git repo, as a new user would run it."""
 
 import hashlib
+import html
 import json
 import re
 
 import pytest
 
 from pipeline.report.headline import column_count
-from tests.helpers import copy_project, run
+from tests.helpers import ROOT, chromium, copy_project, run
 
 pytestmark = pytest.mark.e2e
 DATA_STAGES = {"download@coco", "download@gtsrb", "download@scenes", "prepare@coco_ic", "prepare@gtsrb"}
@@ -58,6 +59,38 @@ def test_first_repro_runs_every_stage(repo):
     assert report["detectors"]["scenes_rtdetr"]["12px"]["ce+kq"] == detected["patches"]["12px"]["ce+kq"]["AP"]
     assert "| detector | attention | patch | key cell | clean (all boxes) | clean | random patch | L_ce | L_ce+L_kq | L_kq |" \
         in markdown
+
+
+PROBE = ("<script>window.addEventListener('load', () => document.body.setAttribute('data-probe', JSON.stringify({"
+         "images: [...document.images].map(i => i.complete && i.naturalWidth > 0), "
+         "tables: [...document.querySelectorAll('table')].map(t => t.rows.length - 1)})));</script>")
+
+
+def test_report_page_renders_in_chromium(repo, tmp_path):
+    """report.html opened from disk in headless Chromium: every image decodes, every table has rows, the pictures of
+    every stage are there; a screenshot is kept in test-artifacts/ (issue 19 §2)."""
+    browser = chromium()
+    if browser is None:
+        pytest.skip("no Chromium on PATH and it cannot be installed here (needs root and apt-get)")
+    folder, _ = repo
+    page = (folder / "data/report/report.html").read_text()
+    (tmp_path / "probed.html").write_text(page.replace("</body>", PROBE + "</body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    dom = run([browser, *flags, "--dump-dom", (tmp_path / "probed.html").as_uri()], tmp_path).stdout
+    probe = json.loads(html.unescape(re.search(r'data-probe="([^"]*)"', dom).group(1)))
+    assert len(probe["images"]) >= 8 and all(probe["images"]) and all(rows > 0 for rows in probe["tables"])
+    for figure in ("prepare_gtsrb_preview.png", "attack_classifier_coco_ic_madry_none_adversarial.png",
+                   "analyze_attention_coco_ic_aad_none_attention.png", "attack_vit_coco_ic_vit_cls_attention.png",
+                   "attack_detr_scenes_rtdetr_detections.png"):
+        assert (folder / "data/report/figures" / figure).stat().st_size > 0, figure
+    commit = run(["git", "rev-parse", "--short", "HEAD~1"], folder).stdout.strip()   # the commit repro ran at
+    footer = (folder / "data/report/report.md").read_text().split("## Provenance")[1]
+    assert f"| code | {commit} |" in footer and "| profile | tiny |" in footer
+    shots = ROOT / "test-artifacts"
+    shots.mkdir(exist_ok=True)
+    run([browser, *flags, "--window-size=1280,6000", f"--screenshot={shots / 'report.png'}",
+         (folder / "data/report/report.html").as_uri()], tmp_path)
+    assert (shots / "report.png").stat().st_size > 0
 
 
 def test_second_repro_runs_nothing(repo):
@@ -135,3 +168,4 @@ def test_mistyped_key_without_plus_is_refused_by_dvc(repo):
     result = run(["dvc", "exp", "run", "-S", "prepare.coco_ic.imge_size=48"], folder, check=False)
     run(["git", "checkout", "--", "."], folder)
     assert "imge_size" in result.stdout + result.stderr and not ran(result.stdout)
+

@@ -168,16 +168,3 @@ def test_batch_curves_average_by_images_and_hold_an_early_stop_at_its_last_value
     assert padded_mean([([1.0, 2.0, 3.0], 3), ([5.0], 1)]) == pytest.approx([2.0, 2.75, 3.5])
     assert padded_mean([([], 2)]) == []
 
-
-def test_line_chart_puts_each_series_where_its_values_are():
-    from pipeline.evaluation import charts
-
-    canvas = charts.line_chart({"rising": [0.0, 0.5, 1.0]}, "t", "x", "y")
-    colour = charts.PALETTE[0]
-    plot_w = charts.WIDTH - charts.LEFT - charts.RIGHT
-    plot_h = charts.HEIGHT - charts.TOP - charts.BOTTOM
-    for x, y in ((charts.LEFT + plot_w // 2, charts.TOP + plot_h // 2),          # the middle point (1, 0.5)
-                 (charts.LEFT + plot_w // 4, charts.TOP + 3 * plot_h // 4)):     # on the first segment
-        window = canvas[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).astype(int)
-        assert (abs(window - colour).sum(1) < 60).any(), (x, y)
-    assert canvas.shape == (charts.HEIGHT, charts.WIDTH, 3)
