@@ -8,7 +8,9 @@ worst-case difference to the Madry row on the same images with its paired-bootst
 per `attack_vit` target: clean and patched accuracy per optimiser and objective, seed 003 Table 3; per
 `train_detr` detector: mAP clean and per patch side and objective, seed 003 Table 4; per `report.claims` entry: the
 paired worst-case difference and its verdict), report.md with figures/ beside it, report.html (self-contained, audit
-failures in red) and plots/classifier_accuracy.csv.
+failures in red) and plots/classifier_accuracy.csv. The report has one part per seed paper (pipeline/report/papers.py):
+its claim, its own numbers, this run's tables in its layout, the verdicts and the stages' pictures beside them
+(pipeline/report/pictures.py); a provenance footer ends it.
 """
 
 from __future__ import annotations
@@ -29,14 +31,19 @@ from pipeline.report.claims import claims_table
 from pipeline.report.classifiers import WORST, accuracy_table, defense_table, mask_effect_table
 from pipeline.report.detection import detection_table
 from pipeline.report.headline import headline
-from pipeline.report.patches import patch_tables
+from pipeline.report.papers import P1, SEED_001, SEED_002, SEED_003
+from pipeline.report.patches import objective_comparison_table, patch_tables
 from pipeline.report.pictures import classifier_pictures, detector_pictures, mask_pictures, patch_pictures
 from pipeline.report.provenance import provenance_table
-from pipeline.report.tables import Figure, Table, render_html, render_markdown
+from pipeline.report.tables import Figure, Heading, Table, render_html, render_markdown
 from pipeline.report.training_figure import PANELS, read_curve, training_curves_png
 from stages.common import DATA, log, run_stage, stage_args
 
 TITLE = "attnrobust report"
+OVERVIEW = ("Every classifier's clean, attacked and worst-case accuracy with its 95% Wilson interval and the "
+            "gradient-masking audit; then one part per seed paper: its claim, its own numbers, this run's tables in "
+            "its layout, the verdicts (a paired difference on the same images with its 95% interval; 'reproduced "
+            "in direction' only when the interval excludes zero on the claimed side) and the pictures.")
 PROFILES = {"tiny": Path("configs/tiny.yaml"), "paper": Path("configs/paper.yaml")}
 
 
@@ -85,6 +92,15 @@ def defense_curves(params) -> Figure | None:
                   "seeded subset after every epoch; every recipe continues from the same clean warm-up. The recipe "
                   "length was set against the demo budget: on the tuning hold-out, Madry's PGD accuracy was still "
                   "rising (docs/defenses.md).")
+
+
+def patch_flags(name: str) -> dict[str, dict[int, int]]:
+    """Run ("placement/optimiser/objective") → image index → 1 if the patched image is still classified correctly
+    (attack_vit's per_sample.csv)."""
+    with (DATA / "attack_vit" / name / "per_sample.csv").open() as table:
+        rows = list(csv.DictReader(table))
+    runs = [column.removesuffix("/success") for column in (rows[0] if rows else {}) if column.endswith("/success")]
+    return {run: {int(row["index"]): 1 - int(row[f"{run}/success"]) for row in rows} for run in runs}
 
 
 def mask_study_examples(params) -> list[str]:
@@ -145,12 +161,16 @@ def main() -> None:
             if claim.measure != "worst_case":
                 per_image.setdefault(claim.measure, {}).update(
                     {name: attention_values(name, claim.measure) for name in (claim.better, claim.than)})
-        claims, per_claim = claims_table(params.report.claims, per_image, eps_key)
+        _, per_claim = claims_table(params.report.claims, per_image, eps_key)
+        verdicts = {paper.key: claims_table(params.report.claims, per_image, eps_key, paper.key)[0]
+                    for paper in (SEED_001, SEED_002)}
         curves = defense_curves(params)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     patched = {name: read_metrics(DATA / "attack_vit" / name / "metrics.json") for name in params.attack_vit.targets}
     patch, per_target = patch_tables(params.attack_vit, patched)
+    objectives = objective_comparison_table(params.attack_vit,
+                                            {name: patch_flags(name) for name in params.attack_vit.targets})
     detected = {name: read_metrics(DATA / "attack_detr" / name / "metrics.json") for name in params.train_detr}
     detection, per_detector = detection_table(params.attack_detr, list(params.train_detr), detected)
 
@@ -158,13 +178,16 @@ def main() -> None:
     rows = [[name, *(values[k] for k in ("clean", attack, WORST))] for name, values in per_classifier.items()]
     write_bytes(out / "plots" / "classifier_accuracy.csv", csv_bytes(["classifier", "clean", attack, WORST], rows))
     datasets = sorted({entry.dataset for entry in params.classifiers.values()})
-    sections = [accuracy, effect, *mask_pictures(DATA, datasets), *classifier_pictures(DATA, mask_study_examples(params)),
-                *([defenses] if per_defense else []), *([curves] if curves else []), *([claims] if per_claim else []),
-                *classifier_pictures(DATA, defense_examples(params)),
-                *(patch if per_target else []), *patch_pictures(DATA, list(params.attack_vit.targets)),
-                *([detection] if per_detector else []), *detector_pictures(DATA, list(params.train_detr)),
-                provenance(args.params)]
-    sections = [section for section in sections if isinstance(section, Figure) or section.rows]   # none empty
+    sections = [Heading("All classifiers", [OVERVIEW]), accuracy,
+                *P1.sections(), effect, *mask_pictures(DATA, datasets),
+                *classifier_pictures(DATA, mask_study_examples(params)),
+                *SEED_001.sections(), *([defenses] if per_defense else []), *([curves] if curves else []),
+                verdicts[SEED_001.key],
+                *SEED_002.sections(), verdicts[SEED_002.key], *classifier_pictures(DATA, defense_examples(params)),
+                *SEED_003.sections(), *patch, objectives, *patch_pictures(DATA, list(params.attack_vit.targets)),
+                detection, *detector_pictures(DATA, list(params.train_detr)),
+                Heading("Provenance"), provenance(args.params)]
+    sections = [section for section in sections if not isinstance(section, Table) or section.rows]   # none empty
     figures = [section for section in sections if isinstance(section, Figure)]
     for figure in figures:
         write_bytes(out / "figures" / figure.file, figure.png)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The full defense comparison (issue 18 §2, docs/defenses.md): Madry and the five defenses attacked on every
 # GTSRB validation image (860 in the demo) instead of attack_classifier.num_images, as one DVC experiment. Their
-# train_classifier stages rerun too (attack_images is a key of the entry; the weights come out the same, since every
-# epoch is seeded): about 1 min each, then 1½ min of attacks each, ≈ 16 min on a 2-core CPU. Compare with
+# train_classifier stages rerun but train nothing (attack_images is left out of the training fingerprint, so each
+# finds its finished run): about 1½ min of attacks per row, ≈ 10 min on a 2-core CPU. Compare with
 #   dvc exp show --only-changed      and      dvc exp diff HEAD defenses-all-images
 set -euo pipefail
 images=${1:-860}

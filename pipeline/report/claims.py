@@ -11,28 +11,22 @@ from __future__ import annotations
 from pipeline.config import Claim
 from pipeline.report.classifiers import paired_to_baseline
 from pipeline.report.tables import Cell, Table, paired_text
-
-
-def verdict(difference: dict) -> str:
-    """The verdict on 'better above than' from the paired difference (better − than) and its interval."""
-    if difference["low"] > 0:
-        return "reproduced in direction (interval above zero)"
-    if difference["high"] < 0:
-        return "not reproduced: reversed (interval below zero)"
-    side = "above" if difference["mean"] > 0 else "below" if difference["mean"] < 0 else "at"
-    return f"not separated: the mean is {side} zero, the interval includes it"
+from pipeline.report.verdicts import direction_verdict
 
 
 def claims_table(claims: list[Claim], per_image: dict[str, dict[str, dict[int, float]]],
-                 eps_key: str) -> tuple[Table, list[dict]]:
-    """One row per claim: the paired difference of its measure in points (×100) with its interval, and the verdict.
-    `per_image`: measure → classifier → image index → value (undefined values left out)."""
-    table = Table(f"The seed papers' claims on this data (paired on the same images; worst case at {eps_key})",
+                 eps_key: str, paper: str = "") -> tuple[Table, list[dict]]:
+    """One row per claim (those whose text starts with `paper`, e.g. "seed 002"): the paired difference of its measure
+    in points (×100) with its interval, and the verdict. `per_image`: measure → classifier → image index → value
+    (undefined values left out)."""
+    claims = [claim for claim in claims if claim.claim.startswith(paper)]
+    table = Table(f"Verdicts{f' ({paper})' if paper else ''}: the claims on this data (paired on the same images; "
+                  f"worst case at {eps_key})",
                   ["claim", "classifier", "compared with", "measure", "Δ, points [95%]", "images", "verdict"])
     headline = []
     for claim in claims:
         difference = paired_to_baseline(per_image[claim.measure], claim.better, claim.than)
-        result = verdict(difference)
+        result = direction_verdict(difference)
         table.rows.append([Cell(claim.claim), Cell(claim.better), Cell(claim.than), Cell(claim.measure),
                            Cell(paired_text(difference)),
                            Cell(str(difference["n"])), Cell(result, fail=result.startswith("not reproduced"))])

@@ -12,6 +12,7 @@ import json
 from pipeline.config import Classifier, SuiteEntry
 from pipeline.evaluation.intervals import paired_bootstrap
 from pipeline.report.tables import Cell, Table, paired_text, percent
+from pipeline.report.verdicts import direction_verdict
 
 WORST = "worst_case"
 
@@ -77,18 +78,17 @@ def unmasked_twins(entries: dict[str, Classifier]) -> dict[str, str]:
 def mask_effect_table(entries: dict[str, Classifier], metrics: dict[str, dict], eps_key: str, attack: str,
                       robust: dict[str, dict[int, int]]) -> tuple[Table, dict]:
     """Masked minus unmasked accuracy (points) per pair; the worst case also as a paired difference on the same
-    images with its 95% bootstrap interval ('separated' when it excludes zero). `robust`: per classifier, image
-    index → 1 if no attack of the suite broke it."""
+    images with its 95% bootstrap interval and the verdict on "the mask raises robustness" (P1). `robust`: per
+    classifier, image index → 1 if no attack of the suite broke it."""
     table = Table(f"Do foreground masks improve robustness? Masked minus unmasked twin, points, at {eps_key}",
-                  ["classifier", "unmasked twin", "Δ clean", f"Δ {attack}", "Δ worst case [95% paired]", "separated"])
+                  ["classifier", "unmasked twin", "Δ clean", f"Δ {attack}", "Δ worst case [95% paired]", "verdict"])
     headline = {}
     for name, twin in unmasked_twins(entries).items():
         mine, theirs = (_results(metrics[n], n, eps_key, [attack]) for n in (name, twin))
         deltas = {k: mine[k]["accuracy"] - theirs[k]["accuracy"] for k in mine}
         paired = paired_to_baseline(robust, name, twin)
         table.rows.append([Cell(name), Cell(twin), *(Cell(f"{100 * deltas[k]:+.1f}") for k in ("clean", attack)),
-                           Cell(paired_text(paired)),
-                           Cell("yes" if paired["separated"] else "no")])
+                           Cell(paired_text(paired)), Cell(direction_verdict(paired))])
         headline[name] = {"twin": twin, **{f"delta_{k}": v for k, v in deltas.items()},
                           "worst_case_paired": paired, "worst_case_separated": paired["separated"]}
     if not table.rows:

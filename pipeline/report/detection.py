@@ -5,8 +5,16 @@ from __future__ import annotations
 from pipeline.config import AttackDetr
 from pipeline.report.patches import objective_label
 from pipeline.report.tables import Cell, Table, paired_text
+from pipeline.report.verdicts import direction_verdict, negated
 
 COMPARED = "ce+kq - ce"          # the seed's claim: the attention term makes the patch stronger than L_ce alone
+
+
+def comparison_cells(paired: dict) -> list[Cell]:
+    """The paired per-image AP difference L_ce + L_kq − L_ce and the verdict on the seed's claim that the attention
+    term makes the patch stronger (a lower AP: the claim holds when the difference is below zero)."""
+    verdict = direction_verdict(negated(paired))
+    return [Cell(paired_text(paired)), Cell(verdict, fail=verdict.startswith("not reproduced"))]
 
 
 def detection_table(cfg: AttackDetr, names: list[str], metrics: dict[str, dict]) -> tuple[Table, dict]:
@@ -18,7 +26,7 @@ def detection_table(cfg: AttackDetr, names: list[str], metrics: dict[str, dict])
                   f"{tuple(cfg.centre)}, {cfg.steps} {cfg.optimiser} sign-PGD steps",
                   ["detector", "attention", "patch", "key cell", "clean (all boxes)", "clean",
                    *map(objective_label, cfg.objectives),
-                   *(["L_ce+L_kq − L_ce per image [95%]"] if compared else []), "detections removed"])
+                   *(["L_ce+L_kq − L_ce per image [95%]", "verdict"] if compared else []), "detections removed"])
     headline = {}
     for name in names:
         result = metrics[name]
@@ -30,7 +38,7 @@ def detection_table(cfg: AttackDetr, names: list[str], metrics: dict[str, dict])
                                Cell(f"({cell[0]}, {cell[1]})"), Cell(f"{100 * result['clean']['AP']:.2f}"),
                                Cell(f"{100 * runs['clean']['AP']:.2f}"),
                                *(Cell(f"{100 * runs[o]['AP']:.2f}") for o in cfg.objectives),
-                               *([Cell(paired_text(runs["paired"][COMPARED]))] if compared else []), Cell(removed)])
+                               *(comparison_cells(runs["paired"][COMPARED]) if compared else []), Cell(removed)])
             headline[name][patch] = {"clean": runs["clean"]["AP"], **{o: runs[o]["AP"] for o in cfg.objectives},
                                      **({COMPARED: runs["paired"][COMPARED]} if compared else {})}
     counts = sorted({metrics[name]["num_images"] for name in names})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pipeline.config import AttackVit
-from pipeline.report.tables import Cell, Table
+from pipeline.evaluation.intervals import paired_bootstrap
+from pipeline.report.tables import Cell, Table, paired_text
+from pipeline.report.verdicts import direction_verdict
 
 OBJECTIVE_LABELS = {"random": "random patch", "ce": "L_ce", "ce+kq": "L_ce+L_kq", "ce+kq_cls": "L_ce+L_kq*",
                     "kq_cls": "L_kq*", "kq": "L_kq", "ce+patch_fool": "L_ce+Patch-Fool", "patch_fool": "Patch-Fool"}
@@ -43,3 +45,31 @@ def patch_tables(cfg: AttackVit, metrics: dict[str, dict]) -> tuple[list[Table],
                            f"±{100 * max(half_widths, default=0):.1f} points (data/attack_vit/<name>/metrics.json).")
         tables.append(table)
     return tables, headline
+
+
+def objective_comparison_table(cfg: AttackVit, robust: dict[str, dict[str, dict[int, int]]]) -> Table:
+    """Seed 003's claim per target, placement and optimiser: each attention objective against L_ce on the same images,
+    as robust accuracy under L_ce minus under the objective (points; above zero: the objective is the stronger
+    attack) with its 95% paired-bootstrap interval and the verdict. `robust`: target → run
+    ("placement/optimiser/objective") → image index → 1 if the patched image is still classified correctly."""
+    table = Table("Verdicts (seed 003, ViT): each attention objective against L_ce on the same images",
+                  ["model", "placement", "optimiser", "objective", "L_ce − objective, points [95%]", "images",
+                   "verdict"])
+    for name, runs in robust.items():
+        for placement in cfg.placements:
+            for optimiser in cfg.optimisers:
+                base = runs.get(f"{placement}/{optimiser}/ce")
+                for objective in cfg.objectives:
+                    other = runs.get(f"{placement}/{optimiser}/{objective}")
+                    if base is None or other is None or objective in ("ce", "random"):
+                        continue
+                    indices = sorted(set(base) & set(other))
+                    difference = paired_bootstrap([base[i] for i in indices], [other[i] for i in indices])
+                    verdict = direction_verdict(difference)
+                    table.rows.append([Cell(name), Cell(placement), Cell(optimiser), Cell(objective_label(objective)),
+                                       Cell(paired_text(difference)), Cell(str(difference["n"])),
+                                       Cell(verdict, fail=verdict.startswith("not reproduced"))])
+    table.notes.append("Robust: the patched image is still classified correctly (an image misclassified when clean "
+                       "counts as broken); data/attack_vit/<name>/per_sample.csv.")
+    return table
+

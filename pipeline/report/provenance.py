@@ -36,7 +36,7 @@ def closest_profile(params: dict, profiles: dict[str, dict]) -> tuple[str, list[
 
 def provenance_table(params: dict, profiles: dict[str, dict], commit: str, machine: str) -> Table:
     name, changed = closest_profile(params, profiles) if profiles else ("custom (no profile file found)", [])
-    table = Table("Provenance", ["", ""])
+    table = Table("Code, params profile and machine", ["", ""])
     table.rows.append([Cell("code"), Cell(commit)])
     table.rows.append([Cell("profile"), Cell(name if not changed else f"{name}, with {len(changed)} key(s) changed")])
     table.rows += [[Cell("changed"), Cell(line)] for line in changed[:LISTED_DIFFERENCES]]

@@ -1,9 +1,12 @@
 """`dvc repro` with configs/tiny.yaml in a scratch git repo, as a new user would run it."""
 
+import csv
 import hashlib
 import html
+import io
 import json
 import re
+import time
 
 import pytest
 
@@ -158,9 +161,12 @@ def test_exp_run_of_a_classifier_key_reruns_only_that_classifier(repo):
 def test_bad_exp_run_fails_with_the_key_path(repo, override, named):
     folder, _ = repo
     result = run(["dvc", "exp", "run", "-S", override], folder, check=False)
+    rewritten = run(["git", "diff", "--name-only"], folder).stdout.split()
     run(["git", "checkout", "--", "."], folder)
     assert result.returncode != 0
     assert named in result.stdout + result.stderr
+    assert "params.yaml" in rewritten          # DVC leaves the -S values behind, so the error says how to undo them
+    assert "git checkout -- params.yaml" in result.stdout + result.stderr
 
 
 def test_mistyped_key_without_plus_is_refused_by_dvc(repo):
@@ -169,3 +175,61 @@ def test_mistyped_key_without_plus_is_refused_by_dvc(repo):
     run(["git", "checkout", "--", "."], folder)
     assert "imge_size" in result.stdout + result.stderr and not ran(result.stdout)
 
+
+
+def exp_table(folder) -> list[dict]:
+    """`dvc exp show --csv --only-changed` as rows (one per experiment and baseline)."""
+    output = run(["dvc", "exp", "show", "--csv", "--only-changed"], folder).stdout
+    return list(csv.DictReader(io.StringIO(output)))
+
+
+def test_a_queued_sweep_runs_and_exp_show_compares_it(repo):
+    """README "Running experiments": two values queued, one worker, then one row each in `dvc exp show --only-changed`
+    with the changed key and the headline numbers each experiment computed."""
+    folder, _ = repo
+    for steps in (1, 3):
+        run(["dvc", "exp", "run", "--queue", "-n", f"detr-steps-{steps}", "-S", f"attack_detr.steps={steps}"], folder)
+    run(["dvc", "queue", "start", "-j", "1"], folder)
+    deadline = time.monotonic() + 900
+    while re.search(r"\b(Queued|Running)\b", run(["dvc", "queue", "status"], folder).stdout):
+        assert time.monotonic() < deadline, run(["dvc", "queue", "logs", "detr-steps-3"], folder, check=False).stdout
+        time.sleep(5)
+    rows = {row["Experiment"]: row for row in exp_table(folder) if row["Experiment"].startswith("detr-steps-")}
+    assert set(rows) == {"detr-steps-1", "detr-steps-3"}, run(["dvc", "queue", "status"], folder).stdout
+    for steps in (1, 3):
+        row = rows[f"detr-steps-{steps}"]
+        assert row["attack_detr.steps"] == str(steps) and row["State"] == "Success"
+        headline = json.loads(run(["git", "show", f"refs/exps/{exp_ref(folder, f'detr-steps-{steps}')}:"
+                                   "data/report/metrics.json"], folder).stdout)
+        key = next(k for k in headline if k.startswith("detr."))
+        assert float(row[key]) == pytest.approx(headline[key], abs=1e-6)
+
+
+def exp_ref(folder, name: str) -> str:
+    """The experiment's ref under refs/exps/ (`dvc exp list --all-commits` names it with its commit)."""
+    refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], folder).stdout.split()
+    return next(ref.removeprefix("refs/exps/") for ref in refs if ref.endswith(f"/{name}"))
+
+
+def test_a_local_remote_shares_results_and_experiments(repo, tmp_path):
+    """README "Sharing": push data and an experiment to a folder remote from one clone, pull them into another:
+    there `dvc repro` runs nothing and `dvc exp show` lists the experiment."""
+    folder, _ = repo
+    run(["git", "init", "-q", "--bare", str(tmp_path / "code.git")], tmp_path)
+    run(["git", "remote", "add", "origin", str(tmp_path / "code.git")], folder)
+    run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "data-remote")], folder)
+    run(["git", "commit", "-qam", "a folder remote"], folder)
+    run(["git", "push", "-q", "origin", "HEAD:main"], folder)
+    run(["dvc", "push"], folder)
+    run(["dvc", "exp", "run", "-n", "shared-exp", "-S", "attack_detr.steps=2"], folder)
+    run(["dvc", "exp", "push", "origin", "shared-exp"], folder)      # the experiment's commit and its data
+    run(["git", "checkout", "--", "."], folder)
+    run(["dvc", "checkout", "--force"], folder)
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", "-b", "main", str(tmp_path / "code.git"), str(clone)], tmp_path)
+    run(["dvc", "pull"], clone)
+    result = run(["dvc", "repro"], clone)
+    assert ran(result.stdout) == set(), result.stdout
+    run(["dvc", "exp", "pull", "origin", "shared-exp"], clone)
+    assert "shared-exp" in {row["Experiment"] for row in exp_table(clone)}

@@ -62,7 +62,7 @@ def test_mask_effect_is_the_paired_difference():
     assert headline["rand"]["worst_case_paired"]["mean"] == pytest.approx(0.02)
     assert not headline["rand"]["worst_case_separated"]
     assert [c.text for c in table.rows[0]][:4] == ["fg", "none", "+10.0", "+30.0"]
-    assert table.rows[0][4].text.startswith("+30.0 [") and table.rows[0][5].text == "yes"
+    assert table.rows[0][4].text.startswith("+30.0 [") and table.rows[0][5].text.startswith("reproduced in direction")
 
 
 def test_audit_failure_is_red_in_html_and_marked_in_markdown():
@@ -131,11 +131,12 @@ def test_detection_table_has_the_control_the_paired_difference_and_the_removed_b
     metrics = {"demo": {"num_images": 64, "attention_layer": "model.encoder.aifi.0.layers.0.self_attn",
                         "clean": {"AP": 0.45}, "patches": {size: runs}}}
     table, headline = detection_table(cfg, ["demo"], metrics)
-    assert table.header[-2:] == ["L_ce+L_kq − L_ce per image [95%]", "detections removed"]
+    assert table.header[-3:] == ["L_ce+L_kq − L_ce per image [95%]", "verdict", "detections removed"]
     assert "random patch" in table.header
     row = [cell.text for cell in table.rows[0]]
     assert row[:6] == ["demo", "model.encoder.aifi.0.layers.0.self_attn", size, "(1, 1)", "45.00", "42.00"]
-    assert row[6:] == ["40.00", "37.00", "29.00", "30.00", "-6.5 [-9.5, -3.7]", "0 / 47 / 7 / 132 / 177"]
+    assert row[6:] == ["40.00", "37.00", "29.00", "30.00", "-6.5 [-9.5, -3.7]",     # a lower AP: the claim holds
+                       "reproduced in direction (interval above zero)", "0 / 47 / 7 / 132 / 177"]
     assert headline["demo"][size]["ce+kq - ce"] == paired and headline["demo"][size]["random"] == 0.40
 
 
@@ -226,3 +227,26 @@ def test_provenance_names_the_closest_profile_and_every_changed_key():
     table = provenance_table(demo, {"demo": demo, "paper": paper}, "abc1234", "cpu")
     assert [[c.text for c in row] for row in table.rows] == [["code", "abc1234"], ["profile", "demo"],
                                                              ["machine", "cpu"]]
+
+
+def test_objective_comparison_pairs_each_attention_objective_with_ce():
+    """Per image: L_ce leaves images 0-5 robust, L_ce+L_kq* only 0-1: 4 of 8 images more broken (+50 points)."""
+    from pipeline.config import AttackVit
+    from pipeline.report.patches import objective_comparison_table
+
+    cfg = AttackVit.model_construct(placements=["fixed"], optimisers=["momentum"], objectives=["ce", "ce+kq_cls"])
+    robust = {"vit": {"fixed/momentum/ce": {i: int(i < 6) for i in range(8)},
+                      "fixed/momentum/ce+kq_cls": {i: int(i < 2) for i in range(8)}}}
+    table = objective_comparison_table(cfg, robust)
+    (row,) = [[cell.text for cell in row] for row in table.rows]
+    assert row[:4] == ["vit", "fixed", "momentum", "L_ce+L_kq*"] and row[4].startswith("+50.0 [") and row[5] == "8"
+    assert row[6] == "reproduced in direction (interval above zero)"
+
+
+def test_report_parts_render_as_level_two_headings():
+    from pipeline.report.papers import SEED_002
+    from pipeline.report.tables import render_markdown
+
+    markdown = render_markdown("r", SEED_002.sections())
+    assert "## seed 002: attention-aware defense, AAD (Wu, Sang et al. 2022)" in markdown
+    assert "| Madry adv + AAD | 83.62 | 48.49 | 39.64 |" in markdown and "### The paper's Table 6" in markdown

@@ -46,10 +46,10 @@ class Interrupted(Exception):
 
 
 def train(splits, state_dir, recipe="natural", epochs=3, stop_after=None, fingerprint="f", seed=0, warmup_epochs=0,
-          snapshot_every=0, warmup_store=None):
+          snapshot_every=0, warmup_store=None, device=torch.device("cpu")):
     train_folder, val_folder = splits
     torch.manual_seed(seed)
-    model = build_classifier(CONFIG)
+    model = build_classifier(CONFIG).to(device)
     step = build_recipe(recipe, model, RecipeSettings(8 / 255, 2 / 255, 2))
     warmup_step = build_recipe("natural", model, RecipeSettings(8 / 255, 2 / 255, 2))
     settings = FitSettings(epochs, 16, SGD, seed, "foreground", 8 / 255, 2 / 255, 2, warmup_epochs, snapshot_every)
@@ -61,7 +61,7 @@ def train(splits, state_dir, recipe="natural", epochs=3, stop_after=None, finger
             raise Interrupted
 
     history = fit(model, step, PreparedDataset(train_folder), SampleTensors(val_folder), SampleTensors(val_folder),
-                  settings, state_dir, fingerprint, torch.device("cpu"), on_epoch_end, warmup_step, warmup_store)
+                  settings, state_dir, fingerprint, device, on_epoch_end, warmup_step, warmup_store)
     return model, history, seen
 
 
