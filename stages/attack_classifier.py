@@ -22,6 +22,7 @@ from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.forward import model_logits
 from stages.common import DATA, entry_args, evaluated_model, log, pick_device, run_stage
+from stages.progress import run_store
 
 
 def suite_budgets(cfg: AttackClassifier) -> list[tuple[str, SuiteEntry, float]]:
@@ -82,7 +83,10 @@ def main() -> None:
     count = entry.attack_images or cfg.num_images       # seeded: a smaller count's images are among a larger one's
     samples = SampleTensors(val, seeded_subset(len(PreparedDataset(val)), count, params.seed))
     evaluation = Evaluation(model, mask_mode, samples, cfg.batch_size, device, cfg.step_ratio, cfg.amp, params.seed)
-    runner = SuiteRunner(evaluation, planned_runs(cfg))
+    out = DATA / "attack_classifier" / name
+    store = run_store(out, __file__, DATA / "train_classifier" / name / "model.safetensors", params.seed,
+                      cfg.model_dump(), entry.model_dump(), samples.indices.tolist())
+    runner = SuiteRunner(evaluation, planned_runs(cfg), store)
 
     metrics: dict = {"num_images": len(samples), "clean": accuracy_summary(runner.clean_correct)}
     broken: dict[str, torch.Tensor] = {}
@@ -107,13 +111,13 @@ def main() -> None:
     metrics["audit"] = run_audit(runner, cfg.audit, first_eps, white_box, square)
     by_eps, by_steps = curves(runner, cfg)
 
-    out = DATA / "attack_classifier" / name
     write_bytes(out / "plots" / "accuracy_vs_eps.csv", by_eps)
     write_bytes(out / "plots" / "accuracy_vs_steps.csv", by_steps)
     write_bytes(out / "images" / "adversarial.png", example_grid(evaluation, cfg, config["class_names"], name))
     table = np.stack([np.asarray(f).astype(np.int64) for f in flags], axis=1)
     write_bytes(out / "per_sample.csv", csv_bytes(columns, table.tolist()))
     write_json(out / "metrics.json", metrics)
+    store.remove()
     worst = metrics[first_label]["worst_case"]["accuracy"]
     log.info("%s: clean %.4f, worst case at %s %.4f, audit %s", name, metrics["clean"]["accuracy"], first_label, worst,
              "passed" if metrics["audit"]["passed"] else "FAILED")

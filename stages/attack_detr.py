@@ -38,6 +38,7 @@ from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.checkpoint import save_tensors
 from pipeline.models.detr import Detector, load_detector
 from stages.common import DATA, entry_args, log, pick_device, run_stage
+from stages.progress import run_store
 
 SHOWN_SCORE = 0.5          # detections drawn in the figures: score at least this
 PAIRS = (("ce+kq", "ce"), ("kq", "ce"), ("ce", "random"), ("random", "clean"))   # (run, baseline), per image
@@ -89,6 +90,8 @@ def main() -> None:
     centre = tuple(cfg.centre)
     metrics: dict = {"num_images": len(val.images), "steps": cfg.steps, "centre": list(centre),
                      "attention_layer": detector.attention_name, "clean": clean, "patches": {}}
+    store = run_store(out, __file__, DATA / "train_detr" / name / "model", params.seed, cfg.model_dump(),
+                      params.prepare.max_corrupt_share, image_ids)
     runs: dict[str, DetrRunResult] = {}            # the first patch side's runs, for the figures
     patches: dict[str, torch.Tensor] = {}
     for size in cfg.patch_px:
@@ -101,8 +104,11 @@ def main() -> None:
         per_image = {"clean": per_image_ap(val.instances, clean_results, image_ids, boxes)}
         for objective in cfg.objectives:
             label = f"{size}px_{objective}"
-            result = run_detr_attack(attack_run(detector, cfg, size, objective, params.seed), inputs, image_ids,
-                                     centre, cfg.batch_size, cfg.grid_images, label, params.seed)
+            result = store.load(label, DetrRunResult, device)
+            if result is None:
+                result = run_detr_attack(attack_run(detector, cfg, size, objective, params.seed), inputs, image_ids,
+                                         centre, cfg.batch_size, cfg.grid_images, label, params.seed)
+                store.save(label, result)
             stats, results = scored(result.patched, boxes)
             at_steps = {t: scored(result.patched_at(t, inputs, corner), boxes)[0]["AP"] for t in result.snapshots}
             at_steps[len(result.loss_curve) - 1] = stats["AP"]
@@ -125,6 +131,7 @@ def main() -> None:
     save_tensors(out / "patches.safetensors", patches)
     write_figures(out, val, inputs, cfg, runs, detections, metrics, detector)
     write_json(out / "metrics.json", metrics)
+    store.remove()
     log.info("%s: clean AP %.4f; per patch and objective in %s", name, clean["AP"], out / "metrics.json")
 
 

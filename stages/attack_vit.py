@@ -33,6 +33,7 @@ from pipeline.models.checkpoint import load_classifier, save_tensors
 from pipeline.models.forward import model_logits
 from pipeline.models.vit import load_vit
 from stages.common import DATA, entry_args, log, pick_device, run_stage
+from stages.progress import run_store
 
 
 def load_target(name: str, target: PatchTarget, cfg: AttackVit, device: torch.device) -> Target:
@@ -96,16 +97,21 @@ def main() -> None:
                      "patch_area_share": target.patch_px ** 2 / clean_inputs[0, 0].numel(),
                      "clean": accuracy_summary(clean_correct), "runs": {}}
     out = DATA / "attack_vit" / name
+    model = DATA / ("train_vit" if spec.source == "train_vit" else "train_classifier") / name
+    store = run_store(out, __file__, model, params.seed, cfg.model_dump(), spec.model_dump(), samples.indices.tolist())
     results: dict[Run, RunResult] = {}
     cells = {p: patch_cells(p, cfg, target, len(samples), params.seed) for p in cfg.placements}
     before = {p: clean_attention(target, clean_inputs, cells[p], cfg.batch_size) for p in cfg.placements}
     for run in planned_runs(cfg, target):
         placement, optimiser, objective = run
-        attack = PatchAttack(target.model, target.placement, cfg.steps, objective, cfg.step_size_255 / 255,
-                             cfg.momentum if optimiser == "momentum" else None, cfg.attention_weight, cfg.normalise,
-                             cfg.aggregation, target.patch_px, cfg.amp, seed=params.seed)
-        results[run] = run_attack(attack, clean_inputs, samples.labels, cells[placement], cfg.batch_size,
-                                  cfg.grid_images, "/".join(run))
+        results[run] = store.load("/".join(run), RunResult, device)
+        if results[run] is None:
+            attack = PatchAttack(target.model, target.placement, cfg.steps, objective, cfg.step_size_255 / 255,
+                                 cfg.momentum if optimiser == "momentum" else None, cfg.attention_weight, cfg.normalise,
+                                 cfg.aggregation, target.patch_px, cfg.amp, seed=params.seed)
+            results[run] = run_attack(attack, clean_inputs, samples.labels, cells[placement], cfg.batch_size,
+                                      cfg.grid_images, "/".join(run))
+            store.save("/".join(run), results[run])
         metrics["runs"].setdefault(placement, {}).setdefault(optimiser, {})[objective] = \
             run_metrics(results[run], clean_correct, before[placement])
         write_bytes(out / "plots" / "curves" / f"{'_'.join(run)}.csv", curve_csv(results[run]))
@@ -116,6 +122,7 @@ def main() -> None:
     write_bytes(out / "per_sample.csv", per_sample_csv(samples, clean_correct, cells, results))
     save_tensors(out / "patches.safetensors", {"/".join(run): result.patches for run, result in results.items()})
     write_json(out / "metrics.json", metrics)
+    store.remove()
     log.info("%s: clean %.3f; robust accuracy per run in %s", name, metrics["clean"]["accuracy"], out / "metrics.json")
 
 

@@ -9,6 +9,6 @@ seed=${1:-1}
 overrides=()
 for name in gtsrb_madry_none gtsrb_madry_aad_none gtsrb_alp_none gtsrb_alp_aad_none \
             gtsrb_at_alp_none gtsrb_trades_none; do
-  overrides+=(-S "classifiers.$name.seed=$seed")
+  overrides+=(-S "++classifiers.$name.seed=$seed")     # ++: add the key (params.yaml leaves it at its default)
 done
 dvc exp run -n "defenses-seed-$seed" "${overrides[@]}"   # in the workspace, as sweeps/defense_comparison.sh

@@ -29,11 +29,13 @@ def run(args: list[str], cwd: Path, check: bool = True, **env: str) -> subproces
 
 
 def copy_project(dest: Path, profile: str = "tiny") -> Path:
-    """The pipeline's code, profiles, dvc.yaml and .gitignore in `dest`, with `configs/<profile>.yaml` as params.yaml."""
+    """The pipeline's code, profiles, dvc.yaml, .gitignore and .dvcignore in `dest`, with `configs/<profile>.yaml` as
+    params.yaml."""
     for name in ("pipeline", "stages", "configs"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", dest / "dvc.yaml")
     shutil.copy(ROOT / ".gitignore", dest / ".gitignore")
+    shutil.copy(ROOT / ".dvcignore", dest / ".dvcignore")
     shutil.copy(ROOT / "configs" / f"{profile}.yaml", dest / "params.yaml")
     return dest
 

@@ -16,8 +16,16 @@ from pipeline.config import SuiteEntry
 from pipeline.data.dataset import SampleTensors
 from pipeline.evaluation.accuracy import attack_outcomes, correct_flags, success_flags
 from pipeline.evaluation.intervals import wilson_interval
+from pipeline.io.run_store import RunStore
 
 ITERATIVE = ("pgd", "cw", "step_ll", "apgd_ce", "apgd_dlr")
+
+
+@dataclass
+class RunFlags:
+    """One attack run's per-sample result: success flags, or the step of first success (−1: never)."""
+
+    flags: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,9 @@ class SuiteRunner:
     succeeds exactly where the longest run first succeeds within k steps (PGD-10/20/40/100 cost one PGD-100).
     """
 
-    def __init__(self, evaluation: Evaluation, planned: Iterable[tuple[SuiteEntry, float]] = ()):
-        self.evaluation = evaluation
+    def __init__(self, evaluation: Evaluation, planned: Iterable[tuple[SuiteEntry, float]] = (),
+                 store: RunStore | None = None):
+        self.evaluation, self.store = evaluation, store
         self.clean_correct = correct_flags(evaluation.model, evaluation.samples, evaluation.batch_size,
                                            evaluation.device, evaluation.mask_mode, evaluation.amp)
         self._flags: dict[tuple, torch.Tensor] = {}
@@ -99,9 +108,20 @@ class SuiteRunner:
         key = (spec.model_dump_json(exclude={"eps"}), round(eps, 10))
         if key not in self._flags:
             e = self.evaluation
-            attack = make_attack(e, spec, eps)
-            self._flags[key] = success_flags(attack, e.samples, e.batch_size, e.device, e.mask_mode, desc)
+            self._flags[key] = self._stored(f"flags {key}", lambda: RunFlags(success_flags(
+                make_attack(e, spec, eps), e.samples, e.batch_size, e.device, e.mask_mode, desc))).flags
         return self._flags[key]
+
+    def _stored(self, key: str, compute) -> RunFlags:
+        """`compute()`, or its result stored by an interrupted earlier run of the stage (the store's fingerprint
+        covers everything a run depends on; each attack seeds its own generator, so the order does not matter)."""
+        if self.store is None:
+            return compute()
+        flags = self.store.load(key, RunFlags, torch.device("cpu"))
+        if flags is None:
+            flags = compute()
+            self.store.save(key, flags)
+        return flags
 
     def _prefix_success(self, family: tuple, spec: SuiteEntry, eps: float, desc: str) -> torch.Tensor:
         steps_run, first_success = self._first_success.get(family, (0, None))
@@ -109,7 +129,8 @@ class SuiteRunner:
             e = self.evaluation
             steps_run = max(spec.steps, self._horizons.get(family, 0))
             longest = spec.model_copy(update={"steps": steps_run})
-            _, first_success = attack_outcomes(make_attack(e, longest, eps), e.samples, e.batch_size, e.device,
-                                               e.mask_mode, f"{desc} (run for {steps_run} steps)")
+            first_success = self._stored(f"first success {family} {steps_run}", lambda: RunFlags(attack_outcomes(
+                make_attack(e, longest, eps), e.samples, e.batch_size, e.device, e.mask_mode,
+                f"{desc} (run for {steps_run} steps)")[1])).flags
             self._first_success[family] = steps_run, first_success
         return (first_success >= 0) & (first_success <= spec.steps)

@@ -261,8 +261,9 @@ def interrupted_then_resumed(project, stage: str, name: str, progress) -> str:
 
 def test_an_interrupted_attack_resumes_and_writes_what_an_uninterrupted_run_writes(trained, tmp_path):
     """attack_classifier killed after its first finished attack run: the rerun reuses the stored runs and its
-    per-sample flags and metrics equal those of the uninterrupted run (the `trained` fixture's)."""
-    name = "coco_ic_madry_none"
+    per-sample flags and metrics equal those of the uninterrupted run (the `trained` fixture's; not the classifier
+    the audit test attacks again with other params)."""
+    name = "coco_ic_aad_none"
     project = copy_project(tmp_path)
     (project / "data/train_classifier").mkdir(parents=True)
     (project / "data/prepare").symlink_to(trained / "data/prepare")
