@@ -27,11 +27,11 @@ import yaml
 
 from pipeline.evaluation.suite import eps_label
 from pipeline.io.atomic import csv_bytes, write_bytes, write_json
-from pipeline.report.claims import claims_table
+from pipeline.report.claims import claim_results, claims_table
 from pipeline.report.classifiers import WORST, accuracy_table, defense_table, mask_effect_table
 from pipeline.report.detection import detection_table
 from pipeline.report.headline import headline
-from pipeline.report.papers import P1, SEED_001, SEED_002, SEED_003
+from pipeline.report.papers import P1, PAPERS, SEED_001, SEED_002, SEED_003
 from pipeline.report.patches import objective_comparison_table, patch_tables
 from pipeline.report.pictures import classifier_pictures, detector_pictures, mask_pictures, patch_pictures
 from pipeline.report.provenance import provenance_table
@@ -161,9 +161,7 @@ def main() -> None:
             if claim.measure != "worst_case":
                 per_image.setdefault(claim.measure, {}).update(
                     {name: attention_values(name, claim.measure) for name in (claim.better, claim.than)})
-        _, per_claim = claims_table(params.report.claims, per_image, eps_key)
-        verdicts = {paper.key: claims_table(params.report.claims, per_image, eps_key, paper.key)[0]
-                    for paper in (SEED_001, SEED_002)}
+        per_claim = claim_results(params.report.claims, per_image)
         curves = defense_curves(params)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
@@ -182,8 +180,10 @@ def main() -> None:
                 *P1.sections(), effect, *mask_pictures(DATA, datasets),
                 *classifier_pictures(DATA, mask_study_examples(params)),
                 *SEED_001.sections(), *([defenses] if per_defense else []), *([curves] if curves else []),
-                verdicts[SEED_001.key],
-                *SEED_002.sections(), verdicts[SEED_002.key], *classifier_pictures(DATA, defense_examples(params)),
+                claims_table(per_claim, eps_key, (SEED_001.key,)),
+                *SEED_002.sections(), claims_table(per_claim, eps_key, (SEED_002.key,)),
+                *classifier_pictures(DATA, defense_examples(params)),
+                claims_table(per_claim, eps_key, others=tuple(paper.key for paper in PAPERS)),
                 *SEED_003.sections(), *patch, objectives, *patch_pictures(DATA, list(params.attack_vit.targets)),
                 detection, *detector_pictures(DATA, list(params.train_detr)),
                 Heading("Provenance"), provenance(args.params)]

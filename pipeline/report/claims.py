@@ -14,28 +14,34 @@ from pipeline.report.tables import Cell, Table, paired_text
 from pipeline.report.verdicts import direction_verdict
 
 
-def claims_table(claims: list[Claim], per_image: dict[str, dict[str, dict[int, float]]],
-                 eps_key: str, paper: str = "") -> tuple[Table, list[dict]]:
-    """One row per claim (those whose text starts with `paper`, e.g. "seed 002"): the paired difference of its measure
-    in points (×100) with its interval, and the verdict. `per_image`: measure → classifier → image index → value
-    (undefined values left out)."""
-    claims = [claim for claim in claims if claim.claim.startswith(paper)]
-    table = Table(f"Verdicts{f' ({paper})' if paper else ''}: the claims on this data (paired on the same images; "
-                  f"worst case at {eps_key})",
-                  ["claim", "classifier", "compared with", "measure", "Δ, points [95%]", "images", "verdict"])
-    headline = []
+def claim_results(claims: list[Claim], per_image: dict[str, dict[str, dict[int, float]]]) -> list[dict]:
+    """Per claim, in order: the paired difference of its measure (better − than) with its interval and the verdict.
+    `per_image`: measure → classifier → image index → value (undefined values left out)."""
+    results = []
     for claim in claims:
         difference = paired_to_baseline(per_image[claim.measure], claim.better, claim.than)
-        result = direction_verdict(difference)
-        table.rows.append([Cell(claim.claim), Cell(claim.better), Cell(claim.than), Cell(claim.measure),
-                           Cell(paired_text(difference)),
-                           Cell(str(difference["n"])), Cell(result, fail=result.startswith("not reproduced"))])
-        headline.append({"claim": claim.claim, "better": claim.better, "than": claim.than, "measure": claim.measure,
-                         **difference,
-                         "verdict": result})
+        results.append({"claim": claim.claim, "better": claim.better, "than": claim.than, "measure": claim.measure,
+                        **difference, "verdict": direction_verdict(difference)})
+    return results
+
+
+def claims_table(results: list[dict], eps_key: str, papers: tuple[str, ...] = (),
+                 others: tuple[str, ...] = ()) -> Table:
+    """The rows of the claims whose text starts with one of `papers` (e.g. "seed 002"), or, with `others`, of every
+    claim that starts with none of them: the difference in points (×100) with its interval, and the verdict."""
+    def shown(text: str) -> bool:
+        return text.startswith(papers) if papers else not text.startswith(others)
+
+    name = ", ".join(papers) if papers else "other claims"
+    table = Table(f"Verdicts ({name}) on this data (paired on the same images; worst case at {eps_key})",
+                  ["claim", "classifier", "compared with", "measure", "Δ, points [95%]", "images", "verdict"])
+    for result in (r for r in results if shown(r["claim"])):
+        table.rows.append([Cell(result["claim"]), Cell(result["better"]), Cell(result["than"]), Cell(result["measure"]),
+                           Cell(paired_text(result)), Cell(str(result["n"])),
+                           Cell(result["verdict"], fail=result["verdict"].startswith("not reproduced"))])
     table.notes += ["Reproduced in direction only when the paired 95% interval excludes zero on the side the paper "
                     "claims; see docs/defenses.md for the protocol (tuned weights, equal recipe epochs).",
-                    "worst_case: robust to every attack of the suite; iou_gt: the clean Grad-CAM's top cells against the "
-                    "object mask; iou_cells_<n>: the clean and Step-LL-attacked Grad-CAMs' top n cells (analyze_attention, "
-                    "images both classifiers classify correctly)."]
-    return table, headline
+                    "worst_case: robust to every attack of the suite; iou_gt: the clean Grad-CAM's top cells against "
+                    "the object mask; iou_cells_<n>: the clean and Step-LL-attacked Grad-CAMs' top n cells "
+                    "(analyze_attention, images both classifiers classify correctly)."]
+    return table

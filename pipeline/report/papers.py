@@ -56,3 +56,4 @@ SEED_003 = Paper(
      ("The paper's Table 4 (MS COCO, 100 images, 64 px patch at (80, 80), 1000 steps; mAP %)",
       ("detector", "clean", "L_ce", "L_ce + L_kq^(1)", "L_kq^(1)"),
       (("DETR-R50", "53.00", "34.91", "21.03", "29.52"), ("DETR-R101", "54.41", "31.76", "2.07", "2.05")))))
+PAPERS = (P1, SEED_001, SEED_002, SEED_003)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import Claim, Classifier, SuiteEntry
-from pipeline.report.claims import claims_table
+from pipeline.report.claims import claim_results, claims_table
 from pipeline.report.headline import column_count, headline
 from pipeline.report.classifiers import (
     accuracy_table,
@@ -169,7 +169,8 @@ def test_claim_verdicts_follow_the_paired_interval():
     nearly = {**base, 60: 1}
     robust = {"base": base, "better": better, "worse": worse, "nearly": nearly}
     claims = [Claim(claim=f"{name} above base", better=name, than="base") for name in ("better", "worse", "nearly")]
-    table, headline = claims_table(claims, {"worst_case": robust}, EPS)
+    headline = claim_results(claims, {"worst_case": robust})
+    table = claims_table(headline, EPS, others=("seed 001",))      # none of them names a paper: all shown
     assert [h["verdict"] for h in headline] == ["reproduced in direction (interval above zero)",
                                                 "not reproduced: reversed (interval below zero)",
                                                 "not separated: the mean is above zero, the interval includes it"]
