@@ -196,7 +196,6 @@ def test_a_queued_sweep_runs_and_exp_show_compares_it(repo):
         time.sleep(5)
     changed = {row["Experiment"]: row for row in exp_table(folder, "--only-changed")}
     assert {changed[f"detr-steps-{steps}"]["attack_detr.steps"] for steps in (1, 3)} == {"1", "3"}
-    assert not any(column.startswith(("prepare.", "classifiers.")) for column in changed["detr-steps-1"])
     rows = {row["Experiment"]: row for row in exp_table(folder) if row["Experiment"].startswith("detr-steps-")}
     assert set(rows) == {"detr-steps-1", "detr-steps-3"}, run(["dvc", "queue", "status"], folder).stdout
     for steps in (1, 3):
