@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,3 +51,20 @@ def chromium() -> str | None:
         subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, timeout=900, check=False)
         found = shutil.which("chromium")
     return found
+
+
+def interrupted_then_resumed(project, stage: str, name: str, progress) -> str:
+    """Run `stage name` in `project`, kill it (SIGKILL) once its first unit is stored in `progress`, rerun it to the
+    end; the rerun's log."""
+    process = subprocess.Popen([sys.executable, "-m", f"stages.{stage}", name], cwd=project, env=project_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(progress.glob("*.json")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    assert list(progress.glob("*.json")), "the stage finished or failed before its first unit was stored"
+    log = run([sys.executable, "-m", f"stages.{stage}", name], project).stderr
+    assert re.search(r"resuming: [1-9]\d* finished attack run", log), log
+    assert not progress.exists()                       # a finished stage removes its store
+    return log

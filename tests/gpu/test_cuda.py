@@ -41,7 +41,8 @@ def test_bf16_patch_attack_within_one_point_of_fp32(size):
             "num_attention_heads": 12, "intermediate_size": 3072, "initializer_range": 0.1}
     config, count = (tiny, 400) if size == 16 else (base, 100)
     torch.manual_seed(0)
-    model = classifier_of(vit_from_config(config, size, list("abcdefghij")), image_processor(size, [0.5] * 3, [0.25] * 3))
+    processor = image_processor(size, [0.5] * 3, [0.25] * 3)
+    model = classifier_of(vit_from_config(config, size, list("abcdefghij")), processor)
     model = model.to(CUDA).eval()
     images = torch.rand(count, 3, size, size, generator=torch.Generator().manual_seed(3)).to(CUDA)
     with torch.no_grad():

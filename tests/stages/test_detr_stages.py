@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from pipeline.data.coco_detection import label_map, load_detection_split
 from pipeline.models.detr import load_detector
-from tests.helpers import run
+from tests.helpers import copy_project, interrupted_then_resumed, run
 
 CPU = torch.device("cpu")
 STATS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR10", "AR100", "AR_small", "AR_medium",
@@ -166,3 +166,19 @@ def test_trained_detector_metrics_and_curves(attacked, detr_params):
         assert float(rows[-1].split(",")[2]) == pytest.approx(metrics["val_AP"])
         config = json.loads((folder / "model/config.json").read_text())
         assert config["model_type"] == entry["config"]["model_type"]
+
+
+def test_an_interrupted_detr_attack_resumes_to_the_same_outputs(attacked, detr_params, tmp_path):
+    """attack_detr killed after its first finished patch side × objective run: the rerun reuses the stored runs and
+    writes the metrics, COCO results and patches of the uninterrupted run."""
+    name, entry = next(iter(detr_params["train_detr"].items()))
+    project = copy_project(tmp_path)
+    for folder in (f"download/{entry['dataset']}", f"train_detr/{name}"):
+        (project / "data" / folder).parent.mkdir(parents=True, exist_ok=True)
+        (project / "data" / folder).symlink_to(attacked / "data" / folder)
+    out = project / "data/attack_detr" / name
+    interrupted_then_resumed(project, "attack_detr", name, out / ".progress")
+    reference = attacked / "data/attack_detr" / name
+    detections = [f"detections/{path.name}" for path in (reference / "detections").iterdir()]
+    for file in ("metrics.json", "patches.safetensors", *detections):
+        assert (out / file).read_bytes() == (reference / file).read_bytes(), file

@@ -16,7 +16,7 @@ from pipeline.data.dataset import SampleTensors, seeded_subset
 from pipeline.evaluation.intervals import wilson_interval
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.vit import load_vit
-from tests.helpers import run
+from tests.helpers import copy_project, interrupted_then_resumed, run
 
 CPU = torch.device("cpu")
 
@@ -135,3 +135,17 @@ def test_patch_metrics_are_what_the_saved_patches_do(attacked, vit_params):
         assert (folder / "images/cls_attention.png").exists() == (target["source"] == "train_vit")
         curves = list((folder / "plots/curves").glob("*.csv"))
         assert len(curves) == len(patches)
+
+
+def test_an_interrupted_patch_attack_resumes_to_the_same_outputs(attacked, vit_params, tmp_path):
+    """attack_vit killed after its first finished objective × optimiser × placement run: the rerun reuses the stored
+    runs and writes the flags, metrics and patches of the uninterrupted run."""
+    name = next(n for n, t in vit_params["attack_vit"]["targets"].items() if t["source"] == "train_vit")
+    project = copy_project(tmp_path)
+    (project / "data/train_vit").mkdir(parents=True)
+    (project / "data/prepare").symlink_to(attacked / "data/prepare")
+    (project / "data/train_vit" / name).symlink_to(attacked / "data/train_vit" / name)
+    out = project / "data/attack_vit" / name
+    interrupted_then_resumed(project, "attack_vit", name, out / ".progress")
+    for file in ("per_sample.csv", "metrics.json", "patches.safetensors"):
+        assert (out / file).read_bytes() == (attacked / "data/attack_vit" / name / file).read_bytes(), file
