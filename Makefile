@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 repro: $(STAMP)
 	dvc repro
+	dvc checkout --relink -q   # cache.type hardlink: DVC copies new outputs into the cache; relinking stores them once
 
 test: $(STAMP)
 	python -m pytest
