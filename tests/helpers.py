@@ -42,6 +42,16 @@ def copy_project(dest: Path, profile: str = "tiny") -> Path:
     return dest
 
 
+def project_with_data(dest: Path, source: Path, *folders: str) -> Path:
+    """A scratch project (copy_project) whose `data/<folder>` entries are links to those of the project `source`:
+    the stage under test reads them and writes its own outputs beside them."""
+    project = copy_project(dest)
+    for folder in folders:
+        (project / "data" / folder).parent.mkdir(parents=True, exist_ok=True)
+        (project / "data" / folder).symlink_to(source / "data" / folder)
+    return project
+
+
 def chromium() -> str | None:
     """A headless-capable Chromium: found on PATH, else installed from the system's packages where this process may
     (root with apt-get); None where neither works."""

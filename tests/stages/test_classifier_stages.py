@@ -16,7 +16,7 @@ from pipeline.data.holdout import holdout_indices
 from pipeline.evaluation.accuracy import correct_flags
 from pipeline.evaluation.intervals import wilson_interval
 from pipeline.models.checkpoint import load_classifier
-from tests.helpers import copy_project, interrupted_then_resumed, run
+from tests.helpers import interrupted_then_resumed, project_with_data, run
 
 NAMES = ("gtsrb_natural_foreground", "coco_ic_madry_none")
 
@@ -196,9 +196,7 @@ def test_attention_analysis_tables_match_its_per_sample_rows(trained, name):
 
 def test_a_tuning_run_trains_without_its_holdout_and_reports_on_it(workdir, tmp_path):
     """holdout_share: the held-out sources leave the training set; the curves and metrics are on them, by name."""
-    project = copy_project(tmp_path)
-    (project / "data").mkdir()
-    (project / "data/prepare").symlink_to(workdir / "data/prepare")
+    project = project_with_data(tmp_path, workdir, "prepare")
     p = params(workdir)
     entry = {**p["classifiers"]["coco_ic_madry_none"], "holdout_share": 0.3}
     p["classifiers"]["tuned"] = entry
@@ -221,9 +219,7 @@ def test_a_tuning_run_trains_without_its_holdout_and_reports_on_it(workdir, tmp_
 def test_attack_images_and_seed_retrain_only_when_training_depends_on_them(workdir, tmp_path):
     """`attack_images` is read by attack_classifier alone: changing it finds the finished run and trains nothing.
     `seed` is training's own: another seed trains again, from another initialisation."""
-    project = copy_project(tmp_path)
-    (project / "data").mkdir()
-    (project / "data/prepare").symlink_to(workdir / "data/prepare")
+    project = project_with_data(tmp_path, workdir, "prepare")
     p = params(workdir)
     p["classifiers"]["row"] = {**p["classifiers"]["coco_ic_madry_none"], "epochs": 2, "warmup_epochs": 0}
     folder = project / "data/train_classifier/row"
@@ -247,10 +243,7 @@ def test_an_interrupted_attack_resumes_and_writes_what_an_uninterrupted_run_writ
     per-sample flags and metrics equal those of the uninterrupted run (the `trained` fixture's; not the classifier
     the audit test attacks again with other params)."""
     name = "coco_ic_aad_none"
-    project = copy_project(tmp_path)
-    (project / "data/train_classifier").mkdir(parents=True)
-    (project / "data/prepare").symlink_to(trained / "data/prepare")
-    (project / "data/train_classifier" / name).symlink_to(trained / "data/train_classifier" / name)
+    project = project_with_data(tmp_path, trained, "prepare", f"train_classifier/{name}")
     out = project / "data/attack_classifier" / name
     interrupted_then_resumed(project, "attack_classifier", name, out / ".progress")
     for file in ("per_sample.csv", "metrics.json"):

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from pipeline.data.coco_detection import label_map, load_detection_split
 from pipeline.models.detr import load_detector
-from tests.helpers import copy_project, interrupted_then_resumed, run
+from tests.helpers import interrupted_then_resumed, project_with_data, run
 
 CPU = torch.device("cpu")
 STATS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR10", "AR100", "AR_small", "AR_medium",
@@ -172,10 +172,7 @@ def test_an_interrupted_detr_attack_resumes_to_the_same_outputs(attacked, detr_p
     """attack_detr killed after its first finished patch side × objective run: the rerun reuses the stored runs and
     writes the metrics, COCO results and patches of the uninterrupted run."""
     name, entry = next(iter(detr_params["train_detr"].items()))
-    project = copy_project(tmp_path)
-    for folder in (f"download/{entry['dataset']}", f"train_detr/{name}"):
-        (project / "data" / folder).parent.mkdir(parents=True, exist_ok=True)
-        (project / "data" / folder).symlink_to(attacked / "data" / folder)
+    project = project_with_data(tmp_path, attacked, f"download/{entry['dataset']}", f"train_detr/{name}")
     out = project / "data/attack_detr" / name
     interrupted_then_resumed(project, "attack_detr", name, out / ".progress")
     reference = attacked / "data/attack_detr" / name

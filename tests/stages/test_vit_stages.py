@@ -16,7 +16,7 @@ from pipeline.data.dataset import SampleTensors, seeded_subset
 from pipeline.evaluation.intervals import wilson_interval
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.vit import load_vit
-from tests.helpers import copy_project, interrupted_then_resumed, run
+from tests.helpers import interrupted_then_resumed, project_with_data, run
 
 CPU = torch.device("cpu")
 
@@ -141,10 +141,7 @@ def test_an_interrupted_patch_attack_resumes_to_the_same_outputs(attacked, vit_p
     """attack_vit killed after its first finished objective × optimiser × placement run: the rerun reuses the stored
     runs and writes the flags, metrics and patches of the uninterrupted run."""
     name = next(n for n, t in vit_params["attack_vit"]["targets"].items() if t["source"] == "train_vit")
-    project = copy_project(tmp_path)
-    (project / "data/train_vit").mkdir(parents=True)
-    (project / "data/prepare").symlink_to(attacked / "data/prepare")
-    (project / "data/train_vit" / name).symlink_to(attacked / "data/train_vit" / name)
+    project = project_with_data(tmp_path, attacked, "prepare", f"train_vit/{name}")
     out = project / "data/attack_vit" / name
     interrupted_then_resumed(project, "attack_vit", name, out / ".progress")
     for file in ("per_sample.csv", "metrics.json", "patches.safetensors"):
