@@ -30,8 +30,9 @@ def differences(params: dict, profile: dict) -> list[str]:
 
 def closest_profile(params: dict, profiles: dict[str, dict]) -> tuple[str, list[str]]:
     """The profile with the fewest differing leaves (the first of a tie), and those differences."""
-    name = min(profiles, key=lambda candidate: len(differences(params, profiles[candidate])))
-    return name, differences(params, profiles[name])
+    changed = {name: differences(params, profile) for name, profile in profiles.items()}
+    name = min(changed, key=lambda candidate: len(changed[candidate]))
+    return name, changed[name]
 
 
 def provenance_table(params: dict, profiles: dict[str, dict], commit: str, machine: str) -> Table:
