@@ -1,11 +1,12 @@
-# make repro: install (first time) and run the whole DVC pipeline; make test: install and run the tests.
+# make repro: install (first time) and run the whole DVC pipeline; make test: install and run the tests;
+# make test-paper: the paper profile's dry run.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test benchmark clean-venv
+.PHONY: install repro test test-paper benchmark clean-venv
 
 install: $(STAMP)
 
@@ -20,6 +21,9 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	python -m pytest
+
+test-paper: $(STAMP)   # every stage of configs/paper.yaml on CPU, counts shrunk (tests/e2e/test_paper_profile.py)
+	python -m pytest -m paper
 
 benchmark: $(STAMP)
 	python -m benchmarks.pgd_throughput

@@ -241,6 +241,7 @@ def save_detector(folder: Path, detector: Detector) -> None:
     """`save_pretrained` of the model (BatchNorm frozen again) and its image processor into `folder`, swapped in
     whole."""
     freeze_batch_norm(detector.model)
+    Path(folder).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=Path(folder).parent, prefix=f".{Path(folder).name}.") as staging:
         detector.model.save_pretrained(staging)
         detector.processor.save_pretrained(staging)

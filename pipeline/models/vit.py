@@ -111,6 +111,7 @@ def classifier_of(model: nn.Module, processor: Any) -> ViTClassifier:
 
 def save_vit(folder: Path, classifier: ViTClassifier, processor: Any) -> None:
     """`save_pretrained` of the model and its image processor into `folder`, swapped in whole."""
+    Path(folder).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=Path(folder).parent, prefix=f".{Path(folder).name}.") as staging:
         classifier.hf_model.save_pretrained(staging)
         processor.save_pretrained(staging)

@@ -13,15 +13,23 @@ from pipeline.report.classifiers import paired_to_baseline
 from pipeline.report.tables import Cell, Table, paired_text
 from pipeline.report.verdicts import direction_verdict
 
+NO_SHARED_IMAGE = "no verdict: no image where both classifiers have the measure (none correctly classified by both)"
+
 
 def claim_results(claims: list[Claim], per_image: dict[str, dict[str, dict[int, float]]]) -> list[dict]:
     """Per claim, in order: the paired difference of its measure (better − than) with its interval and the verdict.
-    `per_image`: measure → classifier → image index → value (undefined values left out)."""
+    `per_image`: measure → classifier → image index → value (undefined values left out). An attention measure is
+    defined only on images a classifier gets right: a claim without an image both get right has no verdict."""
     results = []
     for claim in claims:
-        difference = paired_to_baseline(per_image[claim.measure], claim.better, claim.than)
+        values = per_image[claim.measure]
+        if claim.measure != "worst_case" and not set(values[claim.better]) & set(values[claim.than]):
+            difference, verdict = {"mean": None, "low": None, "high": None, "n": 0}, NO_SHARED_IMAGE
+        else:
+            difference = paired_to_baseline(values, claim.better, claim.than)
+            verdict = direction_verdict(difference)
         results.append({"claim": claim.claim, "better": claim.better, "than": claim.than, "measure": claim.measure,
-                        **difference, "verdict": direction_verdict(difference)})
+                        **difference, "verdict": verdict})
     return results
 
 

@@ -40,7 +40,8 @@ def headline(details: dict, placement: str, optimiser: str) -> dict:
     return {
         "mask_effect": {name: _rounded(row["worst_case_paired"]["mean"]) for name, row in details["mask_effect"].items()},
         "vs_madry": {name: _rounded(value) for name, value in defenses.items()},
-        "claim": {str(i + 1): _rounded(claim["mean"]) for i, claim in enumerate(details["claims"])},
+        "claim": {str(i + 1): None if claim["mean"] is None else _rounded(claim["mean"])
+                  for i, claim in enumerate(details["claims"])},
         "vit": vit_headline(details["patches"], placement, optimiser),
         "detr": detr_headline(details["detectors"]),
         "audit": {"failed": audits.count(False), "classifiers": len(audits)},

@@ -49,7 +49,9 @@ def percent(summary: dict) -> str:
 
 def paired_text(paired: dict) -> str:
     """'+2.0 [-1.5, +5.5]': a paired difference (pipeline/evaluation/intervals.paired_bootstrap) in points with its
-    95% interval."""
+    95% interval; "n/a" without images to compare."""
+    if paired["mean"] is None:
+        return "n/a"
     return f"{100 * paired['mean']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]"
 
 

@@ -179,6 +179,18 @@ def test_claim_verdicts_follow_the_paired_interval():
     assert [row[-1].fail for row in table.rows] == [False, True, False]
 
 
+def test_an_attention_claim_without_shared_images_has_no_verdict_and_the_report_goes_on():
+    """IoU values exist only where a classifier is right: two classifiers right on disjoint images give no verdict
+    (n = 0, shown as n/a), while the same gap in robustness flags is an error (the attacks must be rerun)."""
+    claim = Claim(claim="AAD keeps attention", better="aad", than="madry", measure="iou_gt")
+    result, = claim_results([claim], {"iou_gt": {"aad": {1: 0.5}, "madry": {2: 0.4}}})
+    assert result["n"] == 0 and result["mean"] is None and result["verdict"].startswith("no verdict")
+    assert claims_table([result], EPS, others=("seed 001",)).rows[0][4].text == "n/a"
+    with pytest.raises(ValueError, match="share no image"):
+        claim_results([claim.model_copy(update={"measure": "worst_case"})],
+                      {"worst_case": {"aad": {1: 1}, "madry": {2: 0}}})
+
+
 def test_figures_are_files_beside_the_markdown_and_inline_in_the_html():
     picture = b"\x89PNG\r\n\x1a\nnot-really"
     sections = [Figure("Curves", "curves.png", picture, "a caption")]
