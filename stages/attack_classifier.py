@@ -1,12 +1,14 @@
 """Stage `attack_classifier@<name>`: the attack suite, accuracy curves and gradient-masking audit of one classifier.
 
-Writes `data/attack_classifier/<name>/`: metrics.json (accuracy with 95% Wilson intervals per ε and
+Under torchrun the attack runs are split over the ranks (stages/distributed.py). Writes
+`data/attack_classifier/<name>/`: metrics.json (accuracy with 95% Wilson intervals per ε and
 attack, the per-sample worst case, the audit), per_sample.csv (success flags), plots/ (accuracy vs ε and
 vs steps) and images/adversarial.png.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -22,6 +24,7 @@ from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.forward import model_logits
 from stages.common import DATA, entry_args, evaluated_model, log, pick_device, run_stage
+from stages.distributed import share_runs
 from stages.progress import run_store
 
 
@@ -40,7 +43,15 @@ def planned_runs(cfg: AttackClassifier) -> list[tuple[SuiteEntry, float]]:
     return [*((spec, eps) for _, spec, eps in suite_budgets(cfg)),
             *((SuiteEntry(attack="pgd", steps=cfg.curves.eps_steps), e / 255) for e in cfg.curves.eps_255),
             *((SuiteEntry(attack="pgd", steps=steps), first) for steps in cfg.curves.steps),
-            *((SuiteEntry(attack="pgd", steps=steps), first) for steps in AUDIT_PGD_STEPS)]
+            *((SuiteEntry(attack="pgd", steps=steps), first) for steps in AUDIT_PGD_STEPS),
+            (SuiteEntry(attack="pgd", steps=AUDIT_PGD_STEPS[0]), cfg.audit.large_eps_255 / 255)]
+
+
+def run_cost(spec: SuiteEntry) -> float:
+    """An attack run's cost in forward-backward passes per image, roughly (Square: forward passes, ≈ 1/3 each)."""
+    if spec.attack == "square":
+        return (spec.queries or 1000) / 3
+    return (spec.steps or 1) * spec.restarts
 
 
 def curves(runner: SuiteRunner, cfg: AttackClassifier) -> tuple[bytes, bytes]:
@@ -86,7 +97,12 @@ def main() -> None:
     out = DATA / "attack_classifier" / name
     store = run_store(out, __file__, DATA / "train_classifier" / name / "model.safetensors", params.seed,
                       cfg.model_dump(), entry.model_dump(), samples.indices.tolist())
-    runner = SuiteRunner(evaluation, planned_runs(cfg), store)
+    planned = planned_runs(cfg)
+    runner = SuiteRunner(evaluation, planned, store)
+    runs = {runner.run_key(spec, eps): (functools.partial(runner.success, spec, eps), run_cost(spec))
+            for spec, eps in sorted(planned, key=lambda run: run_cost(run[0]))}     # a family's longest run last
+    if not share_runs(runs):
+        return
 
     metrics: dict = {"num_images": len(samples), "clean": accuracy_summary(runner.clean_correct)}
     broken: dict[str, torch.Tensor] = {}

@@ -8,7 +8,8 @@ self-attention over image tokens, named in metrics.json; kq: alone). mAP on the 
 with the paper's rule: detections and ground-truth boxes with more than half of their area inside the patch box are
 ignored, in both runs; how many each run lost to the rule is counted. mAP is also measured for the patches after
 each of `map_at_steps` iterations (mAP against steps), and objectives are compared per image (AP@[.5:.95] of each
-image, paired bootstrap of the mean difference with its 95% interval).
+image, paired bootstrap of the mean difference with its 95% interval). Under torchrun the runs are split over the
+ranks (stages/distributed.py).
 
 Writes `data/attack_detr/<name>/`: metrics.json (the 12 COCOeval numbers without a patch, and per patch side:
 clean with the exclusion, then per objective, with the key cell, the attention on it before and after, the removed
@@ -20,6 +21,7 @@ patch cell before and after, mAP against steps, the curves).
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
@@ -38,6 +40,7 @@ from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.checkpoint import save_tensors
 from pipeline.models.detr import Detector, load_detector
 from stages.common import DATA, entry_args, log, pick_device, run_stage
+from stages.distributed import share_runs
 from stages.progress import run_store
 
 SHOWN_SCORE = 0.5          # detections drawn in the figures: score at least this
@@ -92,6 +95,21 @@ def main() -> None:
                      "attention_layer": detector.attention_name, "clean": clean, "patches": {}}
     store = run_store(out, __file__, DATA / "train_detr" / name / "model", params.seed, cfg.model_dump(),
                       params.prepare.max_corrupt_share, image_ids)
+
+    def attacked(size: int, objective: str) -> DetrRunResult:
+        """The run's result from the store, or computed and stored."""
+        label = f"{size}px_{objective}"
+        result = store.load(label, DetrRunResult, device)
+        if result is None:
+            result = run_detr_attack(attack_run(detector, cfg, size, objective, params.seed), inputs, image_ids,
+                                     centre, cfg.batch_size, cfg.grid_images, label, params.seed)
+            store.save(label, result)
+        return result
+
+    if not share_runs({f"{size}px_{objective}": (functools.partial(attacked, size, objective),
+                                                 0.0 if objective == "random" else 1.0)
+                       for size in cfg.patch_px for objective in cfg.objectives}):
+        return
     runs: dict[str, DetrRunResult] = {}            # the first patch side's runs, for the figures
     patches: dict[str, torch.Tensor] = {}
     for size in cfg.patch_px:
@@ -103,12 +121,7 @@ def main() -> None:
                       "excluded": patch_exclusions(val.instances, clean_results, image_ids, boxes)}}
         per_image = {"clean": per_image_ap(val.instances, clean_results, image_ids, boxes)}
         for objective in cfg.objectives:
-            label = f"{size}px_{objective}"
-            result = store.load(label, DetrRunResult, device)
-            if result is None:
-                result = run_detr_attack(attack_run(detector, cfg, size, objective, params.seed), inputs, image_ids,
-                                         centre, cfg.batch_size, cfg.grid_images, label, params.seed)
-                store.save(label, result)
+            label, result = f"{size}px_{objective}", attacked(size, objective)
             stats, results = scored(result.patched, boxes)
             at_steps = {t: scored(result.patched_at(t, inputs, corner), boxes)[0]["AP"] for t in result.snapshots}
             at_steps[len(result.loss_curve) - 1] = stats["AP"]

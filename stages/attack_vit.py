@@ -3,7 +3,8 @@
 A target is a `train_vit` model, or a `train_classifier` CNN: the baseline of the seed's Table 3, attacked
 with the objectives that have no attention term. Every objective × optimiser (plain sign-PGD, momentum) ×
 placement (the fixed `cell`, or a seeded random token-aligned cell per image, the same in every run) runs
-on `num_images` seeded validation images; a patch stops at its first success.
+on `num_images` seeded validation images; a patch stops at its first success. Under torchrun the runs are split
+over the ranks (stages/distributed.py).
 
 Writes `data/attack_vit/<name>/`: metrics.json (clean and robust accuracy with 95% Wilson intervals, the
 iterations to first success, the attention on the patch token before and after, per run), per_sample.csv
@@ -15,6 +16,7 @@ attention map in every layer before and after the patch).
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -33,6 +35,7 @@ from pipeline.models.checkpoint import load_classifier, save_tensors
 from pipeline.models.forward import model_logits
 from pipeline.models.vit import load_vit
 from stages.common import DATA, entry_args, log, pick_device, run_stage
+from stages.distributed import share_runs
 from stages.progress import run_store
 
 
@@ -102,16 +105,26 @@ def main() -> None:
     results: dict[Run, RunResult] = {}
     cells = {p: patch_cells(p, cfg, target, len(samples), params.seed) for p in cfg.placements}
     before = {p: clean_attention(target, clean_inputs, cells[p], cfg.batch_size) for p in cfg.placements}
-    for run in planned_runs(cfg, target):
+
+    def attacked(run: Run) -> RunResult:
+        """The run's result from the store, or computed and stored."""
         placement, optimiser, objective = run
-        results[run] = store.load("/".join(run), RunResult, device)
-        if results[run] is None:
+        result = store.load("/".join(run), RunResult, device)
+        if result is None:
             attack = PatchAttack(target.model, target.placement, cfg.steps, objective, cfg.step_size_255 / 255,
                                  cfg.momentum if optimiser == "momentum" else None, cfg.attention_weight, cfg.normalise,
                                  cfg.aggregation, target.patch_px, cfg.amp, seed=params.seed)
-            results[run] = run_attack(attack, clean_inputs, samples.labels, cells[placement], cfg.batch_size,
-                                      cfg.grid_images, "/".join(run))
-            store.save("/".join(run), results[run])
+            result = run_attack(attack, clean_inputs, samples.labels, cells[placement], cfg.batch_size,
+                                cfg.grid_images, "/".join(run))
+            store.save("/".join(run), result)
+        return result
+
+    runs = planned_runs(cfg, target)
+    if not share_runs({"/".join(run): (functools.partial(attacked, run), 1.0) for run in runs}):
+        return
+    for run in runs:
+        placement, optimiser, objective = run
+        results[run] = attacked(run)
         metrics["runs"].setdefault(placement, {}).setdefault(optimiser, {})[objective] = \
             run_metrics(results[run], clean_correct, before[placement])
         write_bytes(out / "plots" / "curves" / f"{'_'.join(run)}.csv", curve_csv(results[run]))

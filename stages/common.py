@@ -16,6 +16,7 @@ import yaml
 
 from pipeline.config import Classifier, Params, ParamsError, validate_params
 from pipeline.errors import InputError
+from stages.distributed import claim_gpu
 from stages.logs import log, setup_logging
 
 PARAMS_FILE = Path("params.yaml")
@@ -86,8 +87,10 @@ def _cuda_status() -> tuple[bool, str]:
 
 
 def pick_device(accelerator: str = "optional") -> torch.device:
-    """ATTNROBUST_DEVICE = auto (default: CUDA when usable) | cpu | cuda | cuda:N. With params `accelerator:
-    required` (the paper profile), `auto` stops when no GPU is usable instead of running on the CPU for days."""
+    """ATTNROBUST_DEVICE = auto (default: CUDA when usable) | cpu | cuda | cuda:N. On several GPUs, `auto` and `cuda`
+    mean the GPU of the rank's LOCAL_RANK under torchrun, else the first GPU no other stage process holds
+    (stages/distributed.claim_gpu). With params `accelerator: required` (the paper profile), `auto` stops when no GPU
+    is usable instead of running on the CPU for days."""
     choice = os.environ.get("ATTNROBUST_DEVICE", "auto")
     usable, why_not = _cuda_status()
     if choice == "auto":
@@ -99,6 +102,10 @@ def pick_device(accelerator: str = "optional") -> torch.device:
         device = torch.device(choice)
     except RuntimeError:
         raise InputError(f"ATTNROBUST_DEVICE={choice!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:    # torchrun: a GPU per rank
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    elif device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
+        device = torch.device("cuda", claim_gpu(torch.cuda.device_count()))      # a GPU no other stage holds
     if device.type == "cuda" and not usable:
         raise InputError(f"ATTNROBUST_DEVICE={choice!r} but there is no usable GPU: {why_not}")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
@@ -106,6 +113,7 @@ def pick_device(accelerator: str = "optional") -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise InputError(f"ATTNROBUST_DEVICE={choice!r}: expected auto, cpu, cuda or cuda:N")
     if device.type == "cuda":
+        torch.cuda.set_device(device)
         configure_cuda()
     log.info("device: %s", device)
     return device

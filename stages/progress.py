@@ -9,6 +9,7 @@ from pathlib import Path
 from pipeline.io.download import file_digest
 from pipeline.io.run_store import RunStore
 from pipeline.train.state import fingerprint, library_digest
+from stages.distributed import rank_zero_first
 from stages.logs import log
 
 
@@ -17,7 +18,7 @@ def run_store(out: Path, stage_file: str, model: Path, *parts: object) -> RunSto
     on besides the loaded code."""
     files = sorted(p for p in Path(model).rglob("*") if p.is_file()) if Path(model).is_dir() else [Path(model)]
     identity = fingerprint(library_digest(), Path(stage_file).read_text(), *parts, *map(file_digest, files))
-    store = RunStore(Path(out) / ".progress", identity)
+    store = rank_zero_first(lambda: RunStore(Path(out) / ".progress", identity))
     if store.done():
         log.info("resuming: %d finished attack run(s) in %s", store.done(), store.folder)
     return store

@@ -1,5 +1,5 @@
 """`python -m tests.run_stages` in a project: every stage's command, in an order `dvc repro` could run them, inside
-this one process (one import of torch and transformers instead of one per stage: the paper-shaped dry run has 70 stages).
+this one process (one import of torch and transformers instead of one per stage: the paper dry run has 70 stages).
 
 Each command must be `python -m stages.<module> [args]`; it runs as `run_stage(module.main)` with those args, so
 a stage fails here exactly as it fails under DVC (its message, then this process exits non-zero naming the stage).

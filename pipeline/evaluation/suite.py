@@ -101,14 +101,21 @@ class SuiteRunner:
                 self._horizons[family] = max(self._horizons.get(family, 0), spec.steps)
         self._first_success: dict[tuple, tuple[int, torch.Tensor]] = {}     # family -> (steps run, steps to success)
 
+    def run_key(self, spec: SuiteEntry, eps: float) -> str:
+        """The name of the attack run that answers (spec, ε) (its key in the run store): PGD-k and CW-k share their
+        family's longest planned run."""
+        if (family := prefix_family(spec, eps)) is not None:
+            return f"first success {family} {max(spec.steps, self._horizons.get(family, 0))}"
+        return f"flags {(spec.model_dump_json(exclude={'eps'}), round(eps, 10))}"
+
     def success(self, spec: SuiteEntry, eps: float, label: str | None = None) -> torch.Tensor:
         family, desc = prefix_family(spec, eps), label or f"{spec.attack} ε={eps:.4f}"
         if family is not None:
             return self._prefix_success(family, spec, eps, desc)
-        key = (spec.model_dump_json(exclude={"eps"}), round(eps, 10))
+        key = self.run_key(spec, eps)
         if key not in self._flags:
             e = self.evaluation
-            self._flags[key] = self._stored(f"flags {key}", lambda: RunFlags(success_flags(
+            self._flags[key] = self._stored(key, lambda: RunFlags(success_flags(
                 make_attack(e, spec, eps), e.samples, e.batch_size, e.device, e.mask_mode, desc))).flags
         return self._flags[key]
 
@@ -129,7 +136,7 @@ class SuiteRunner:
             e = self.evaluation
             steps_run = max(spec.steps, self._horizons.get(family, 0))
             longest = spec.model_copy(update={"steps": steps_run})
-            first_success = self._stored(f"first success {family} {steps_run}", lambda: RunFlags(attack_outcomes(
+            first_success = self._stored(self.run_key(longest, eps), lambda: RunFlags(attack_outcomes(
                 make_attack(e, longest, eps), e.samples, e.batch_size, e.device, e.mask_mode,
                 f"{desc} (run for {steps_run} steps)")[1])).flags
             self._first_success[family] = steps_run, first_success

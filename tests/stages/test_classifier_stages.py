@@ -16,7 +16,7 @@ from pipeline.data.holdout import holdout_indices
 from pipeline.evaluation.accuracy import correct_flags
 from pipeline.evaluation.intervals import wilson_interval
 from pipeline.models.checkpoint import load_classifier
-from tests.helpers import interrupted_then_resumed, project_with_data, run
+from tests.helpers import interrupted_then_resumed, on_two_ranks, project_with_data, run
 
 NAMES = ("gtsrb_natural_foreground", "coco_ic_madry_none")
 
@@ -238,13 +238,14 @@ def test_attack_images_and_seed_retrain_only_when_training_depends_on_them(workd
     assert "epoch 1/2" in log and any(not torch.equal(first[k], reseeded[k]) for k in first)
 
 
-def test_an_interrupted_attack_resumes_and_writes_what_an_uninterrupted_run_writes(trained, tmp_path):
-    """attack_classifier killed after its first finished attack run: the rerun reuses the stored runs and its
-    per-sample flags and metrics equal those of the uninterrupted run (the `trained` fixture's; not the classifier
+@pytest.mark.parametrize("how", [interrupted_then_resumed, on_two_ranks], ids=["killed", "torchrun"])
+def test_a_resumed_or_torchrun_attack_writes_what_one_uninterrupted_process_writes(trained, tmp_path, how):
+    """attack_classifier killed after its first finished attack run and rerun (it reuses the stored runs), or split
+    over two torchrun ranks: its per-sample flags and metrics equal those of one uninterrupted process (the `trained` fixture's; not the classifier
     the audit test attacks again with other params)."""
     name = "coco_ic_aad_none"
     project = project_with_data(tmp_path, trained, "prepare", f"train_classifier/{name}")
     out = project / "data/attack_classifier" / name
-    interrupted_then_resumed(project, "attack_classifier", name, out / ".progress")
+    how(project, "attack_classifier", name, out / ".progress")
     for file in ("per_sample.csv", "metrics.json"):
         assert (out / file).read_bytes() == (trained / "data/attack_classifier" / name / file).read_bytes(), file

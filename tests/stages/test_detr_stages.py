@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from pipeline.data.coco_detection import label_map, load_detection_split
 from pipeline.models.detr import load_detector
-from tests.helpers import interrupted_then_resumed, project_with_data, run
+from tests.helpers import interrupted_then_resumed, on_two_ranks, project_with_data, run
 
 CPU = torch.device("cpu")
 STATS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR10", "AR100", "AR_small", "AR_medium",
@@ -168,13 +168,14 @@ def test_trained_detector_metrics_and_curves(attacked, detr_params):
         assert config["model_type"] == entry["config"]["model_type"]
 
 
-def test_an_interrupted_detr_attack_resumes_to_the_same_outputs(attacked, detr_params, tmp_path):
-    """attack_detr killed after its first finished patch side × objective run: the rerun reuses the stored runs and
-    writes the metrics, COCO results and patches of the uninterrupted run."""
+@pytest.mark.parametrize("how", [interrupted_then_resumed, on_two_ranks], ids=["killed", "torchrun"])
+def test_a_resumed_or_torchrun_detr_attack_writes_the_same_outputs(attacked, detr_params, tmp_path, how):
+    """attack_detr killed after its first finished patch side × objective run and rerun (it reuses the stored runs),
+    or split over two torchrun ranks: the metrics, COCO results and patches of one uninterrupted process."""
     name, entry = next(iter(detr_params["train_detr"].items()))
     project = project_with_data(tmp_path, attacked, f"download/{entry['dataset']}", f"train_detr/{name}")
     out = project / "data/attack_detr" / name
-    interrupted_then_resumed(project, "attack_detr", name, out / ".progress")
+    how(project, "attack_detr", name, out / ".progress")
     reference = attacked / "data/attack_detr" / name
     detections = [f"detections/{path.name}" for path in (reference / "detections").iterdir()]
     for file in ("metrics.json", "patches.safetensors", *detections):

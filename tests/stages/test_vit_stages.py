@@ -16,7 +16,7 @@ from pipeline.data.dataset import SampleTensors, seeded_subset
 from pipeline.evaluation.intervals import wilson_interval
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.vit import load_vit
-from tests.helpers import interrupted_then_resumed, project_with_data, run
+from tests.helpers import interrupted_then_resumed, on_two_ranks, project_with_data, run
 
 CPU = torch.device("cpu")
 
@@ -137,12 +137,13 @@ def test_patch_metrics_are_what_the_saved_patches_do(attacked, vit_params):
         assert len(curves) == len(patches)
 
 
-def test_an_interrupted_patch_attack_resumes_to_the_same_outputs(attacked, vit_params, tmp_path):
-    """attack_vit killed after its first finished objective × optimiser × placement run: the rerun reuses the stored
-    runs and writes the flags, metrics and patches of the uninterrupted run."""
+@pytest.mark.parametrize("how", [interrupted_then_resumed, on_two_ranks], ids=["killed", "torchrun"])
+def test_a_resumed_or_torchrun_patch_attack_writes_the_same_outputs(attacked, vit_params, tmp_path, how):
+    """attack_vit killed after its first finished objective × optimiser × placement run and rerun (it reuses the
+    stored runs), or split over two torchrun ranks: the flags, metrics and patches of one uninterrupted process."""
     name = next(n for n, t in vit_params["attack_vit"]["targets"].items() if t["source"] == "train_vit")
     project = project_with_data(tmp_path, attacked, "prepare", f"train_vit/{name}")
     out = project / "data/attack_vit" / name
-    interrupted_then_resumed(project, "attack_vit", name, out / ".progress")
+    how(project, "attack_vit", name, out / ".progress")
     for file in ("per_sample.csv", "metrics.json", "patches.safetensors"):
         assert (out / file).read_bytes() == (attacked / "data/attack_vit" / name / file).read_bytes(), file
