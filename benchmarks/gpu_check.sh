@@ -5,6 +5,8 @@
 #    → benchmarks/results/gpu_check_tests.txt
 # 3. every benchmark on the GPU at paper size, fp32 and bf16 where the benchmark has both
 #    → benchmarks/results/*_cuda.json
+# 4. the paper profile's projected wall time per stage on 1 and 8 GPUs from those throughputs
+#    → benchmarks/results/paper_projection_cuda.json
 # Fails at once when no GPU is usable (the benchmarks would otherwise measure the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +25,5 @@ python -m pytest -m gpu tests/gpu -q -p no:cacheprovider 2>&1 | tee "$results/gp
 for benchmark in pgd_throughput recipe_epochs resnet18_throughput patch_throughput detr_throughput; do
   python -m "benchmarks.$benchmark"
 done
+python -m benchmarks.project_paper --device cuda --gpus 8
 echo "GPU check written to $results/"
