@@ -5,17 +5,14 @@ What stays as in the paper profile: `download.source: official` (COCO- and GTSRB
 server on 127.0.0.1 and checked against their md5), COCO images at COCO's sizes (480-640 px, so DETR works at
 800 px with the 1333 px cap), and the five Hugging Face checkpoints by hub id (tests/hub_standins.py: the published
 configs and processors with random weights, HF_HUB_OFFLINE=1). The stages run in one process (tests/run_stages.py)
-in an order `dvc repro` could run them. About 8½ minutes on 2 CPU cores: marked `paper`, outside the 15-minute suite;
+in an order `dvc repro` could run them. 6½-8½ minutes on 2 CPU cores: marked `paper`, outside the 15-minute suite;
 `make test-paper` runs it, and CI runs it after `make test`."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
 import sys
-import threading
 
 import pytest
 import yaml
@@ -24,7 +21,7 @@ from pipeline.config import SyntheticCoco, SyntheticGtsrb
 from pipeline.data.coco_categories import COCO_CATEGORIES
 from pipeline.data.synthetic_coco import write_synthetic_coco
 from pipeline.data.synthetic_gtsrb import write_synthetic_gtsrb
-from tests.helpers import copy_project, run
+from tests.helpers import copy_project, run, served
 from tests.hub_standins import write_hub_cache
 
 pytestmark = pytest.mark.paper
@@ -43,13 +40,8 @@ def archive_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("official")
     write_synthetic_coco(folder, COCO_SIZES, seed=1)
     write_synthetic_gtsrb(folder, GTSRB_SIZES, seed=1)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", folder
-    httpd.shutdown()
-    httpd.server_close()
+    with served(folder) as base_url:
+        yield base_url, folder
 
 
 def served_files(params: dict, base_url: str, folder) -> None:

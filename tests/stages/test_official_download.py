@@ -1,28 +1,20 @@
 """`download.source: official` end to end: archives served on 127.0.0.1, fetched, verified, prepared."""
 
-import functools
 import hashlib
-import http.server
 import json
 import sys
-import threading
 
 import pytest
 import yaml
 
 from pipeline.config import GTSRB_ARCHIVES
-from tests.helpers import copy_project, run
+from tests.helpers import copy_project, run, served
 
 
 @pytest.fixture
-def served(gtsrb_archives):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(gtsrb_archives))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", gtsrb_archives
-    httpd.shutdown()
-    httpd.server_close()
+def served_archives(gtsrb_archives):
+    with served(gtsrb_archives) as base_url:
+        yield base_url, gtsrb_archives
 
 
 def _official_params(folder, base_url, archives, corrupt_checksum=False):
@@ -37,8 +29,8 @@ def _official_params(folder, base_url, archives, corrupt_checksum=False):
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
 
 
-def test_official_source_fetches_verifies_and_replaces_synthetic(served, tmp_path):
-    base_url, archives = served
+def test_official_source_fetches_verifies_and_replaces_synthetic(served_archives, tmp_path):
+    base_url, archives = served_archives
     folder = copy_project(tmp_path)
     run([sys.executable, "-m", "stages.download", "gtsrb"], folder)  # synthetic first, from the tiny profile
     for name in GTSRB_ARCHIVES:
@@ -53,8 +45,8 @@ def test_official_source_fetches_verifies_and_replaces_synthetic(served, tmp_pat
     assert (folder / "data/prepare/gtsrb/val/masks.npy").exists()
 
 
-def test_checksum_mismatch_fails_the_stage_and_keeps_nothing(served, tmp_path):
-    base_url, archives = served
+def test_checksum_mismatch_fails_the_stage_and_keeps_nothing(served_archives, tmp_path):
+    base_url, archives = served_archives
     folder = copy_project(tmp_path)
     _official_params(folder, base_url, archives, corrupt_checksum=True)
     result = run([sys.executable, "-m", "stages.download", "gtsrb"], folder, check=False)
