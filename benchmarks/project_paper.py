@@ -72,20 +72,21 @@ def classifier_passes(entry: dict, attack: dict) -> tuple[float, float]:
 
 
 def stage_passes(params: dict) -> list[tuple[str, str, float, bool]]:
-    """(stage, unit cost, passes, split over GPUs by torchrun) for every stage of the paper profile."""
+    """(stage, unit cost, passes, split over GPUs by torchrun: attack runs, or data-parallel training) for every stage
+    of the paper profile (linear scaling assumed)."""
     rows = []
     attack = params["attack_classifier"]
     for name, entry in params["classifiers"].items():
         scale = 1.0 if entry["dataset"] == "coco_ic" else 0.25      # 32 px GTSRB: a quarter of 64 px's pixels
         training, attacked = classifier_passes(entry, attack)
-        rows += [(f"train_classifier@{name}", "resnet18@64", training * scale, False),
+        rows += [(f"train_classifier@{name}", "resnet18@64", training * scale, True),
                  (f"attack_classifier@{name}", "resnet18@64", attacked * scale, True)]
     vit = params["attack_vit"]
     runs = len(vit["objectives"]) * len(vit["optimisers"]) * len(vit["placements"])
     for name, entry in params["train_vit"].items():
         steps = entry["adversary"]["steps"]
         rows += [(f"train_vit@{name}", "vit_b16@224",
-                  entry["epochs"] * (GTSRB_TRAIN + entry["val_subset"] * (steps + 1)), False),
+                  entry["epochs"] * (GTSRB_TRAIN + entry["val_subset"] * (steps + 1)), True),
                  (f"attack_vit@{name}", "vit_b16@224", vit["num_images"] * runs * vit["steps"], True)]
     detr = params["attack_detr"]
     optimised = len([o for o in detr["objectives"] if o != "random"])

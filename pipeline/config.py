@@ -542,6 +542,9 @@ class Params(Strict):
     # required: with ATTNROBUST_DEVICE=auto a stage stops when no GPU is usable (the paper profile), instead of
     # running on the CPU; not a DVC dep, since results do not depend on it
     accelerator: Literal["required", "optional"] = "optional"
+    # DataLoader processes per training process (augmentation off the main process); every sample's random draws
+    # are seeded by sample and epoch, so results do not depend on it: not a DVC dep either
+    loader_workers: int = Field(default=0, ge=0)
     download: Download
     prepare: Prepare
     augment: AugmentSection

@@ -99,12 +99,9 @@ def main() -> None:
     def attacked(size: int, objective: str) -> DetrRunResult:
         """The run's result from the store, or computed and stored."""
         label = f"{size}px_{objective}"
-        result = store.load(label, DetrRunResult, device)
-        if result is None:
-            result = run_detr_attack(attack_run(detector, cfg, size, objective, params.seed), inputs, image_ids,
-                                     centre, cfg.batch_size, cfg.grid_images, label, params.seed)
-            store.save(label, result)
-        return result
+        return store.computed(label, DetrRunResult, device, lambda: run_detr_attack(
+            attack_run(detector, cfg, size, objective, params.seed), inputs, image_ids, centre, cfg.batch_size,
+            cfg.grid_images, label, params.seed))
 
     if not share_runs({f"{size}px_{objective}": (functools.partial(attacked, size, objective),
                                                  0.0 if objective == "random" else 1.0)

@@ -109,15 +109,14 @@ def main() -> None:
     def attacked(run: Run) -> RunResult:
         """The run's result from the store, or computed and stored."""
         placement, optimiser, objective = run
-        result = store.load("/".join(run), RunResult, device)
-        if result is None:
+
+        def compute() -> RunResult:
             attack = PatchAttack(target.model, target.placement, cfg.steps, objective, cfg.step_size_255 / 255,
                                  cfg.momentum if optimiser == "momentum" else None, cfg.attention_weight, cfg.normalise,
                                  cfg.aggregation, target.patch_px, cfg.amp, seed=params.seed)
-            result = run_attack(attack, clean_inputs, samples.labels, cells[placement], cfg.batch_size,
-                                cfg.grid_images, "/".join(run))
-            store.save("/".join(run), result)
-        return result
+            return run_attack(attack, clean_inputs, samples.labels, cells[placement], cfg.batch_size,
+                              cfg.grid_images, "/".join(run))
+        return store.computed("/".join(run), RunResult, device, compute)
 
     runs = planned_runs(cfg, target)
     if not share_runs({"/".join(run): (functools.partial(attacked, run), 1.0) for run in runs}):

@@ -5,6 +5,8 @@ metrics.json (last epoch), plots/ (dvclive curves per epoch), checkpoints/ (the 
 `checkpoint_every`-th epoch and of the last) and resume/ (the last epoch's state; an interrupted run
 continues from it). Classifiers with the same clean warm-up share it through data/train_classifier/.warmups/
 (pipeline/train/shared_warmup.py); a natural classifier is the warm-up of its adversarial twins.
+Several GPUs: `torchrun --nproc_per_node W -m stages.train_classifier <name>` trains data-parallel (batch_size stays
+the global batch; pipeline/train/data_parallel.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pipeline.defenses import RecipeSettings, build_recipe
 from pipeline.io.atomic import replace_folder, write_json
 from pipeline.models.checkpoint import save_classifier
 from pipeline.models.registry import build_classifier
+from pipeline.train.data_parallel import DataParallel
 from pipeline.train.loop import FitSettings
 from pipeline.train.shared_warmup import warmup_length
 from pipeline.train.state import SNAPSHOTS, fingerprint, library_digest
@@ -46,7 +49,8 @@ def main() -> None:
     config = model_config(entry, data.train, data.meta)
     seed = params.seed if entry.seed is None else entry.seed    # the data splits stay on the top-level seed
     torch.manual_seed(seed)
-    model = build_classifier(config).to(device)
+    ranks = DataParallel.from_environment(device)
+    model = ranks.prepare(build_classifier(config).to(device))
 
     eps, step = entry.adversary.eps_255 / 255, entry.adversary.step_255 / 255
     step_fn = build_recipe(entry.recipe, model, RecipeSettings(eps, step, entry.adversary.steps, options=entry.options))
@@ -56,14 +60,17 @@ def main() -> None:
         warmup_step = step_fn if entry.recipe == "natural" else build_recipe(
             "natural", model, RecipeSettings(eps, step, entry.adversary.steps))
     settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, seed, entry.mask, eps, step,
-                           entry.adversary.steps, warmup_epochs, entry.checkpoint_every, data.eval_split)
+                           entry.adversary.steps, warmup_epochs, entry.checkpoint_every, data.eval_split,
+                           params.loader_workers)
     inputs = [library_digest(), Path(__file__).read_text(), params.seed, augment.model_dump(), *data.identity]
     identity = fingerprint(*inputs, entry.model_dump(exclude=EVALUATION_ONLY))
     warmup_key = {**entry.model_dump(exclude=WARMUP_INDEPENDENT | EVALUATION_ONLY), "warmup_epochs": warmup_epochs}
     warmup_store = WARMUPS / fingerprint(*inputs, warmup_key, device.type)[:20] if warmup_epochs else None
     log.info("training %s: %s", name, entry.model_dump())
-    history = fit_with_curves(out, model, step_fn, data, settings, identity, device, warmup_step=warmup_step,
+    history = fit_with_curves(out, model, step_fn, data, settings, identity, device, ranks, warmup_step=warmup_step,
                               warmup_store=warmup_store)
+    if not ranks.writes:
+        return
     save_classifier(out, model, config)
     replace_folder(out / "resume" / SNAPSHOTS, out / "checkpoints")
     write_json(out / "metrics.json", history[-1])

@@ -20,6 +20,7 @@ from dvclive import Live
 
 from pipeline.config import DetrModel, Params
 from pipeline.data.coco_detection import DetectionSplit, label_map, load_detection_split, training_targets
+from pipeline.errors import InputError
 from pipeline.evaluation.coco_map import coco_map
 from pipeline.evaluation.detection import predict
 from pipeline.io.atomic import csv_bytes, write_bytes, write_json
@@ -27,6 +28,7 @@ from pipeline.models.detr import Detector, detector_from_config, detector_from_p
 from pipeline.train.detection import DetectorFitSettings, fit_detector
 from pipeline.train.state import fingerprint, library_digest
 from stages.common import DATA, entry_args, log, pick_device, run_stage
+from stages.distributed import world_size
 from stages.live import epoch_logger
 
 EVAL_CHUNK = 256
@@ -50,6 +52,9 @@ def load_split(entry: DetrModel, split: str, params: Params) -> DetectionSplit:
 
 def main() -> None:
     name, entry, params = entry_args(__doc__.splitlines()[0], "train_detr")
+    if world_size() > 1:
+        raise InputError("train_detr trains in one process (no data-parallel path yet: docs/performance.md#several-gpus); "
+                         "run it without torchrun")
     device = pick_device(params.accelerator)
     out = DATA / "train_detr" / name
     train = load_split(entry, "train", params) if entry.epochs else None

@@ -6,6 +6,8 @@ with the shared loop: resumable, per-epoch clean and PGD validation accuracy.
 
 Writes `data/train_vit/<name>/`: model/ (a `save_pretrained` folder with the image processor, whose size,
 mean and std the attacks' wrapper reads), metrics.json (last epoch), plots/ (dvclive curves) and resume/.
+Several GPUs: `torchrun --nproc_per_node W -m stages.train_vit <name>` trains data-parallel (batch_size stays
+the global batch; pipeline/train/data_parallel.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pipeline.defenses import RecipeSettings, build_recipe
 from pipeline.evaluation.accuracy import accuracy
 from pipeline.io.atomic import write_json
 from pipeline.models.vit import classifier_of, image_processor, save_vit, vit_from_config, vit_from_pretrained
+from pipeline.train.data_parallel import DataParallel
 from pipeline.train.loop import FitSettings
 from pipeline.train.state import fingerprint, library_digest
 from stages.common import DATA, entry_args, log, pick_device, run_stage
@@ -46,18 +49,21 @@ def main() -> None:
     augment = getattr(params.augment, entry.dataset) if entry.augment else None
     data = training_data(entry.dataset, augment, entry.val_subset, params.seed)
     classifier, processor = initial_model(entry, data, params.seed)
-    classifier = classifier.to(device)
+    ranks = DataParallel.from_environment(device)
+    classifier = ranks.prepare(classifier.to(device))
     log.info("%s: %s, %d tokens of %d px at %s, %.1fM parameters", name, classifier.hf_model.config.model_type,
              classifier.grid_width ** 2, classifier.token_size, classifier.size,
              sum(p.numel() for p in classifier.parameters()) / 1e6)
 
     eps, step = entry.adversary.eps_255 / 255, entry.adversary.step_255 / 255
     settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, params.seed, "none", eps, step,
-                           entry.adversary.steps)
+                           entry.adversary.steps, loader_workers=params.loader_workers)
     identity = fingerprint(library_digest(), Path(__file__).read_text(), params.seed, augment and augment.model_dump(),
                            *data.identity, entry.model_dump())
     natural = build_recipe("natural", classifier, RecipeSettings(eps, step, entry.adversary.steps))
-    history = fit_with_curves(out, classifier, natural, data, settings, identity, device)
+    history = fit_with_curves(out, classifier, natural, data, settings, identity, device, ranks)
+    if not ranks.writes:
+        return
     classifier.eval()
     metrics = history[-1] if history else {"epoch": 0, "val_accuracy": accuracy(classifier, data.val, entry.batch_size,
                                                                                device, "none")}

@@ -13,6 +13,7 @@ from dvclive import Live
 from pipeline.config import Augment
 from pipeline.data.dataset import PreparedDataset, SampleTensors, seeded_subset
 from pipeline.data.holdout import holdout_indices
+from pipeline.train.data_parallel import DataParallel
 from pipeline.train.loop import FitSettings, fit
 from stages.common import DATA
 from stages.live import epoch_logger
@@ -51,11 +52,14 @@ def training_data(dataset: str, augment: Augment | None, val_subset: int, seed: 
 
 
 def fit_with_curves(out: Path, model: torch.nn.Module, step, data: TrainingData, settings: FitSettings, identity: str,
-                    device: torch.device, **warmup) -> list[dict]:
-    """`fit` resuming from out/resume, with every epoch's metrics logged by dvclive under out/plots/."""
+                    device: torch.device, ranks: DataParallel, **warmup) -> list[dict]:
+    """`fit` resuming from out/resume, with every epoch's metrics logged by dvclive under out/plots/ (by rank 0)."""
+    if not ranks.writes:
+        return fit(model, step, data.train, data.val, data.val_subset, settings, out / "resume", identity, device,
+                   ranks=ranks, **warmup)
     live = Live(str(out), dvcyaml=False, save_dvc_exp=False)
     history = fit(model, step, data.train, data.val, data.val_subset, settings, out / "resume", identity, device,
-                  epoch_logger(live), **warmup)
+                  epoch_logger(live), ranks=ranks, **warmup)
     live.end()
     return history
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,3 +50,17 @@ def train_stripes_model(seed: int = 0, epochs: int = 6) -> nn.Module:
             loss.backward()
             optimizer.step()
     return model.eval()
+
+
+def prepared_split(folder: Path, n: int, seed: int) -> Path:
+    """A prepared split (pipeline/data/dataset.PreparedDataset's files) of `n` 16-px stripe images with a centre
+    foreground mask and a shifted random mask."""
+    images, labels = stripes(n, seed=seed)
+    folder.mkdir(parents=True)
+    np.save(folder / "images.npy", (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+    masks = np.zeros((n, 16, 16), np.uint8)
+    masks[:, 2:14, 2:14] = 1
+    np.save(folder / "masks.npy", masks)
+    np.save(folder / "random_masks.npy", np.roll(masks, 2, axis=2))
+    np.save(folder / "labels.npy", labels.numpy().astype(np.int64))
+    return folder

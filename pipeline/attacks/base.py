@@ -75,7 +75,9 @@ class Attack:
     each sample's worst case (largest Carlini–Wagner margin). `a3` adds A3Attack's attention term
     (attention.py) to attacks that support it (PGD, CW, Step-LL). `amp` runs the forward pass under bf16
     autocast; losses are always computed in fp32. Random starts come from a generator seeded with `seed`
-    at every call (reproducible evaluation), or from torch's global RNG when `seed` is None (training).
+    at every call (reproducible evaluation), or from torch's global RNG when `seed` is None; a call with
+    `start_noise` (training: per-sample N(0, 1) draws seeded by sample and epoch, pipeline/data/dataset.py) takes
+    its random start from those draws instead, so every data-parallel rank starts each sample where one process does.
     """
 
     norm: Norm = "linf"
@@ -90,6 +92,7 @@ class Attack:
         self.model, self.eps, self.restarts, self.amp = model, float(eps), restarts, amp
         self.skip_misclassified, self.seed, self.a3 = skip_misclassified, seed, a3
         self.generator: torch.Generator | None = None
+        self.start_noise: torch.Tensor | None = None      # the attacked samples' N(0, 1) start draws, if given
         self.clean: CleanAttention | None = None
 
     # ------------------------------------------------------------------ model access for subclasses
@@ -138,8 +141,11 @@ class Attack:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, *, model_mask: torch.Tensor | None = None,
-                 perturb_mask: torch.Tensor | None = None) -> AttackResult:
+                 perturb_mask: torch.Tensor | None = None, start_noise: torch.Tensor | None = None) -> AttackResult:
         _check_inputs(images, labels, model_mask, perturb_mask)
+        if start_noise is not None and (start_noise.shape != images.shape or self.restarts > 1):
+            raise ValueError(f"start_noise must match the images {tuple(images.shape)} and serves one restart; got "
+                             f"{tuple(start_noise.shape)} with {self.restarts} restarts")
         self.generator = None if self.seed is None else torch.Generator(images.device).manual_seed(self.seed)
         reads_steps = self.stops_early and self.restarts == 1
         stopped_at = torch.zeros_like(labels, dtype=torch.long) if reads_steps else None   # clean mistakes: 0
@@ -155,6 +161,7 @@ class Attack:
                 if not todo.any():
                     break
                 index = todo.nonzero()[:, 0]
+                self.start_noise = take(start_noise, index)
                 with torch.enable_grad():
                     found = self.run(images[index], labels[index], take(model_mask, index), take(perturb_mask, index))
                 found = self.project(found, images[index], take(perturb_mask, index))

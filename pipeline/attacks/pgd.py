@@ -7,6 +7,8 @@ see `cw.py`) or "dlr".
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -31,7 +33,11 @@ class PGD(Attack):
         """A uniform point of the L∞ ball, or of the L2 ball (uniform direction and radius^(1/d) law)."""
         if not self.random_start:
             return images
-        if self.norm == "l2":
+        if self.start_noise is not None:      # given N(0, 1) draws: Φ(z) is uniform, so ε·erf(z/√2) ~ U(−ε, ε)
+            if self.norm != "linf":
+                raise ValueError("start_noise serves the L∞ random start (training); the L2 start draws its own")
+            noise = self.eps * torch.erf(self.start_noise / math.sqrt(2))
+        elif self.norm == "l2":
             direction = torch.randn(images.shape, generator=self.generator, device=images.device)
             radius = self.rand(len(images), device=images.device) ** (1 / direction[0].numel()) * self.eps
             noise = direction / direction.flatten(1).norm(dim=1).view(-1, 1, 1, 1) * radius.view(-1, 1, 1, 1)

@@ -34,10 +34,20 @@ def build_augmentation(cfg: Augment) -> albumentations.Compose:
     )
 
 
-class PreparedDataset(Dataset):
-    """Samples of `data/prepare/<ds>/<split>/` as (image 3×S×S float in [0,1], mask 1×S×S, random mask, label).
+def sample_seed(epoch_seed: int, index: int) -> int:
+    """The seed of one sample's random draws in one epoch: a function of (epoch seed, sample index) only, so one
+    process, DataLoader workers and data-parallel ranks draw the same augmentation and start for each sample."""
+    return int(np.random.SeedSequence([epoch_seed, int(index)]).generate_state(1)[0])
 
-    `keep`: the sample indices served (default all of them), e.g. a training split without its held-out part."""
+
+class PreparedDataset(Dataset):
+    """Samples of `data/prepare/<ds>/<split>/` as (image 3×S×S float in [0,1], mask 1×S×S, random mask, label,
+    start noise 3×S×S standard normal: a training attack's random start, pipeline/attacks/base.py).
+
+    An item is asked for by its position, or by (position, epoch seed) (pipeline/train/sharding.py): the
+    augmentation and the start noise are then seeded by (epoch seed, sample index) alone (`sample_seed`), whatever
+    process draws them. `keep`: the sample indices served (default all of them), e.g. a training split without its
+    held-out part."""
 
     def __init__(self, folder: Path, augment: Augment | None = None, keep: np.ndarray | None = None):
         folder = Path(folder)
@@ -53,14 +63,19 @@ class PreparedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.keep)
 
-    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int,
+                                                                torch.Tensor]:
+        position, epoch_seed = key if isinstance(key, tuple) else (key, 0)
         index = self.keep[position]
+        seed = sample_seed(epoch_seed, index)
         image, mask, random = np.array(self.images[index]), np.array(self.masks[index]), np.array(self.random_masks[index])
         if self.transform is not None:
+            self.transform.set_random_seed(seed)
             out = self.transform(image=image, mask=np.stack([mask, random], -1))
             image, mask, random = out["image"], out["mask"][..., 0], out["mask"][..., 1]
         image_tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255
-        return image_tensor, _mask_tensor(mask), _mask_tensor(random), int(self.labels[index])
+        start_noise = torch.randn(image_tensor.shape, generator=torch.Generator().manual_seed(seed))
+        return image_tensor, _mask_tensor(mask), _mask_tensor(random), int(self.labels[index]), start_noise
 
 
 def _mask_tensor(mask: np.ndarray) -> torch.Tensor:

@@ -37,7 +37,9 @@ class StepOutput:
     terms: dict[str, torch.Tensor] = field(default_factory=dict)   # the loss's parts, logged per epoch
 
 
-TrainingStep = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], StepOutput]
+TrainingStep = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None", torch.Tensor], StepOutput]
+"""step(images, labels, model mask or None, start noise) → StepOutput: the start noise is each sample's N(0, 1)
+draw for a training attack's random start (pipeline/data/dataset.py), ignored by recipes without one."""
 
 
 def recipe_names() -> list[str]:
@@ -56,5 +58,5 @@ def recipe_options(name: str) -> type[BaseModel] | None:
 
 
 def build_recipe(name: str, model: torch.nn.Module, settings: RecipeSettings) -> TrainingStep:
-    """The training step of recipe `name`: step(images, labels, model_mask) → StepOutput, model in train mode."""
+    """The training step of recipe `name` (a TrainingStep), model in train mode."""
     return _module(name).build(model, settings)

@@ -20,8 +20,8 @@ def training_pgd(model: nn.Module, settings: RecipeSettings) -> PGD:
 def adversarial_step(model: nn.Module, attack: Attack, amp: bool) -> TrainingStep:
     """The attack runs with the model in eval mode (frozen BN, base class); the update in train mode."""
 
-    def step(images, labels, model_mask):
-        adversarial = attack(images, labels, model_mask=model_mask).adversarial
+    def step(images, labels, model_mask, start_noise):
+        adversarial = attack(images, labels, model_mask=model_mask, start_noise=start_noise).adversarial
         logits = model_logits(model, adversarial, model_mask, amp)
         return StepOutput(F.cross_entropy(logits, labels), logits, labels)
 

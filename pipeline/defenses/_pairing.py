@@ -42,8 +42,8 @@ def paired_step(model: nn.Module, attack: Attack, logit_weight: float, attention
                 amp: bool) -> TrainingStep:
     blocks = list(block_classifier(model).blocks) if attention_weight else []
 
-    def step(images, labels, model_mask):
-        adversarial = attack(images, labels, model_mask=model_mask).adversarial
+    def step(images, labels, model_mask, start_noise):
+        adversarial = attack(images, labels, model_mask=model_mask, start_noise=start_noise).adversarial
         with captured_outputs(blocks) as features:
             logits = model_logits(model, torch.cat([images, adversarial]), twice(model_mask), amp)
         clean, attacked = logits.chunk(2)

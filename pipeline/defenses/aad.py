@@ -48,8 +48,8 @@ def build(model: nn.Module, settings: RecipeSettings) -> TrainingStep:
     attack = training_pgd(model, settings)
     classify = F.cross_entropy if options.classification == "cross_entropy" else soft_margin
 
-    def step(images, labels, model_mask):
-        adversarial = attack(images, labels, model_mask=model_mask).adversarial
+    def step(images, labels, model_mask, start_noise):
+        adversarial = attack(images, labels, model_mask=model_mask, start_noise=start_noise).adversarial
         both = torch.cat([images, adversarial])
         cams = grad_cam(model, both, torch.cat([labels, labels]), twice(model_mask), options.layer,
                         create_graph=True, amp=settings.amp)

@@ -10,7 +10,7 @@ from pipeline.models.forward import model_logits
 
 
 def build(model: nn.Module, settings: RecipeSettings) -> TrainingStep:
-    def step(images, labels, model_mask):
+    def step(images, labels, model_mask, start_noise):
         logits = model_logits(model, images, model_mask, settings.amp)
         return StepOutput(F.cross_entropy(logits, labels), logits, labels)
 

@@ -32,11 +32,11 @@ def kl(adversarial_logits: torch.Tensor, clean_logits: torch.Tensor) -> torch.Te
 def build(model: nn.Module, settings: RecipeSettings) -> TrainingStep:
     options = Options.model_validate(settings.options)
 
-    def maximise_kl(images, model_mask):
+    def maximise_kl(images, model_mask, start_noise):
         with frozen_eval(model):
             with torch.no_grad():
                 clean = model_logits(model, images, model_mask, settings.amp)
-            adversarial = project(images + START_NOISE * torch.randn_like(images), images, settings.eps, "linf", None)
+            adversarial = project(images + START_NOISE * start_noise, images, settings.eps, "linf", None)
             for _ in range(settings.steps):
                 adversarial = adversarial.detach().requires_grad_(True)
                 with torch.enable_grad():
@@ -46,8 +46,8 @@ def build(model: nn.Module, settings: RecipeSettings) -> TrainingStep:
                                       "linf", None)
         return adversarial
 
-    def step(images, labels, model_mask):
-        adversarial = maximise_kl(images, model_mask)
+    def step(images, labels, model_mask, start_noise):
+        adversarial = maximise_kl(images, model_mask, start_noise)
         clean = model_logits(model, images, model_mask, settings.amp)
         natural, robust = F.cross_entropy(clean, labels), kl(model_logits(model, adversarial, model_mask, settings.amp), clean)
         return StepOutput(natural + options.beta * robust, clean, labels, {"ce": natural, "kl": robust})

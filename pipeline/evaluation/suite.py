@@ -122,13 +122,7 @@ class SuiteRunner:
     def _stored(self, key: str, compute) -> RunFlags:
         """`compute()`, or its result stored by an interrupted earlier run of the stage (the store's fingerprint
         covers everything a run depends on; each attack seeds its own generator, so the order does not matter)."""
-        if self.store is None:
-            return compute()
-        flags = self.store.load(key, RunFlags, torch.device("cpu"))
-        if flags is None:
-            flags = compute()
-            self.store.save(key, flags)
-        return flags
+        return compute() if self.store is None else self.store.computed(key, RunFlags, torch.device("cpu"), compute)
 
     def _prefix_success(self, family: tuple, spec: SuiteEntry, eps: float, desc: str) -> torch.Tensor:
         steps_run, first_success = self._first_success.get(family, (0, None))

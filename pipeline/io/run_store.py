@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,6 +78,15 @@ class RunStore:
         record = json.loads(stem.with_suffix(".json").read_text())
         tensors = load_file(str(stem.with_suffix(".safetensors")))
         return kind(**{name: _join(stand_in, tensors, device) for name, stand_in in record["fields"].items()})
+
+    def computed(self, key: str, kind: type[Unit], device: torch.device, compute: Callable[[], Unit]) -> Unit:
+        """The unit of `key` saved by an earlier (interrupted) run of the stage, else `compute()`, saved before it is
+        returned: every resumable stage reaches its units through this one path."""
+        unit = self.load(key, kind, device)
+        if unit is None:
+            unit = compute()
+            self.save(key, unit)
+        return unit
 
     def remove(self) -> None:
         """The stage finished: its outputs hold every unit."""

@@ -1,7 +1,9 @@
 """The training loop: seeded epochs, per-iteration learning rate, per-epoch evaluation and resume state.
 
-Every epoch reseeds torch, the shuffling and the augmentation from (seed, epoch), so a run resumed from
-an epoch checkpoint produces the same weights as an uninterrupted one (on the same device).
+Every epoch reseeds torch and the shuffling from (seed, epoch), and each sample's augmentation and attack start
+from (epoch seed, sample index) (pipeline/data/dataset.sample_seed), so a run resumed from an epoch checkpoint
+produces the same weights as an uninterrupted one (on the same device), with any number of DataLoader workers, and
+W data-parallel ranks train as one process on the same global batch (pipeline/train/data_parallel.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from pipeline.data.dataset import PreparedDataset, SampleTensors, model_mask
 from pipeline.defenses import TrainingStep
 from pipeline.evaluation.accuracy import accuracy, robust_accuracy
 from pipeline.train import shared_warmup
+from pipeline.train.data_parallel import ONE_PROCESS, DataParallel
 from pipeline.train.optim import build_optimizer, learning_rate, set_learning_rate
+from pipeline.train.sharding import EpochShard
 from pipeline.train.state import ResumeState, clear_snapshots, epoch_seed, load_state, save_snapshot, save_state
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,7 @@ class FitSettings:
     warmup_epochs: int = 0               # epochs that use `warmup_step` instead of the recipe's step
     snapshot_every: int = 0              # keep the weights of every n-th epoch (0: only the last)
     eval_name: str = "val"               # the evaluated split in the metric names: val, or holdout (tuning)
+    loader_workers: int = 0              # DataLoader processes (augmentation off the main process); no effect on results
 
 
 def phase_progress(settings: FitSettings, epoch: float) -> float:
@@ -52,33 +57,41 @@ def phase_progress(settings: FitSettings, epoch: float) -> float:
 
 
 def train_epoch(model: nn.Module, step: TrainingStep, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                settings: FitSettings, epoch: int, device: torch.device) -> dict:
+                settings: FitSettings, epoch: int, device: torch.device, ranks: DataParallel = ONE_PROCESS) -> dict:
+    """One epoch over this rank's batches; the returned means are over every rank's samples."""
     model.train()
     total_loss = torch.zeros((), dtype=torch.float64, device=device)     # summed on the device: no sync per step
     correct = torch.zeros((), dtype=torch.int64, device=device)
     term_totals: dict[str, torch.Tensor] = {}                             # a recipe's loss terms, logged apart
-    seen = 0
-    for i, (images, masks, random_masks, labels) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", leave=False)):
+    seen = torch.zeros((), dtype=torch.int64, device=device)
+    batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not ranks.writes)
+    for i, (images, masks, random_masks, labels, start_noise) in enumerate(batches):
         set_learning_rate(optimizer, learning_rate(settings.optimiser, phase_progress(settings, epoch + i / len(loader))))
-        images, labels = images.to(device), labels.to(device)
+        images, labels, start_noise = (t.to(device, non_blocking=True) for t in (images, labels, start_noise))
         mask = model_mask(settings.mask_mode, masks, random_masks)
-        out = step(images, labels, None if mask is None else mask.to(device))
+        out = step(images, labels, None if mask is None else mask.to(device, non_blocking=True), start_noise)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        ranks.average_gradients(model)
         optimizer.step()
         total_loss += out.loss.detach().double() * len(out.labels)
         correct += (out.logits.argmax(1) == out.labels).sum()
         for name, value in out.terms.items():
             term_totals[name] = term_totals.get(name, 0) + value.detach().double() * len(out.labels)
         seen += len(out.labels)
-    return {"train_loss": total_loss.item() / seen, "train_accuracy": correct.item() / seen,
-            **{f"train_{name}": total.item() / seen for name, total in term_totals.items()}}
+    names = list(term_totals)
+    totals = ranks.total(torch.stack([total_loss, correct.double(), seen.double(),
+                                      *(term_totals[name] for name in names)]))
+    seen_everywhere = totals[2].item()
+    return {"train_loss": totals[0].item() / seen_everywhere, "train_accuracy": totals[1].item() / seen_everywhere,
+            **{f"train_{name}": total.item() / seen_everywhere for name, total in zip(names, totals[3:], strict=True)}}
 
 
 def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_set: SampleTensors,
         val_subset: SampleTensors, settings: FitSettings, state_dir: Path, fingerprint: str, device: torch.device,
         on_epoch_end: Callable[[dict], None] = lambda metrics: None,
-        warmup_step: TrainingStep | None = None, warmup_store: Path | None = None) -> list[dict]:
+        warmup_step: TrainingStep | None = None, warmup_store: Path | None = None,
+        ranks: DataParallel = ONE_PROCESS) -> list[dict]:
     """Train for settings.epochs, resuming from `state_dir` when it holds a state of this `fingerprint`.
 
     The first `settings.warmup_epochs` epochs train with `warmup_step` (e.g. clean images before PGD
@@ -92,41 +105,51 @@ def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_se
 
     `warmup_store`: a folder for the state after the warm-up, shared by every run with the same warm-up
     (pipeline/train/shared_warmup.py): a fresh run continues from it when it exists, else fills it.
+
+    `ranks`: data-parallel training (`model` already `ranks.prepare`d); every rank evaluates, rank 0 alone
+    writes the state and calls `on_epoch_end`.
     """
     if settings.warmup_epochs and warmup_step is None:
         raise ValueError(f"warmup_epochs = {settings.warmup_epochs} needs a warmup_step")
     optimizer = build_optimizer(model, settings.optimiser)
     state = load_state(state_dir, model, optimizer, fingerprint)
-    if state is None and warmup_store is not None and shared_warmup.restore(warmup_store, state_dir, fingerprint):
+    if state is None and warmup_store is not None:
+        ranks.barrier()                          # every rank has read state_dir before rank 0 replaces it
+        if ranks.writes:
+            shared_warmup.restore(warmup_store, state_dir, fingerprint)
+        ranks.barrier()
         state = load_state(state_dir, model, optimizer, fingerprint)
     state = state or ResumeState(0, [], fingerprint)
-    if not state.epoch:
+    if not state.epoch and ranks.writes:
         clear_snapshots(state_dir)
     if state.epoch:
         log.info("resuming after epoch %d of %d from %s", state.epoch, settings.epochs, state_dir)
-        for metrics in state.history:
+        for metrics in state.history if ranks.writes else ():
             on_epoch_end(metrics)
     attack = PGD(model, settings.eval_eps, steps=settings.eval_steps, step_size=settings.eval_step_size,
                  seed=settings.seed)
+    shard = EpochShard(len(train_set), ranks.rank, ranks.world)
+    loader = DataLoader(train_set, batch_size=ranks.local_batch(settings.batch_size), sampler=shard,
+                        drop_last=len(train_set) > settings.batch_size, num_workers=settings.loader_workers,
+                        pin_memory=device.type == "cuda", persistent_workers=settings.loader_workers > 0)
     for epoch in range(state.epoch, settings.epochs):
         seed = epoch_seed(settings.seed, epoch)
         torch.manual_seed(seed)
-        if train_set.transform is not None:
-            train_set.transform.set_random_seed(seed)
-        loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, drop_last=len(train_set) > settings.batch_size,
-                            generator=torch.Generator().manual_seed(seed))
+        shard.set_epoch(seed)
         epoch_step = warmup_step if epoch < settings.warmup_epochs else step
-        metrics = {"epoch": epoch + 1, **train_epoch(model, epoch_step, loader, optimizer, settings, epoch, device),
+        metrics = {"epoch": epoch + 1,
+                   **train_epoch(model, epoch_step, loader, optimizer, settings, epoch, device, ranks),
                    f"{settings.eval_name}_accuracy": accuracy(model, val_set, EVAL_BATCH, device, settings.mask_mode),
                    f"{settings.eval_name}_pgd_accuracy": robust_accuracy(attack, val_subset, EVAL_BATCH, device, settings.mask_mode)}
-        log.info("epoch %d/%d: %s", epoch + 1, settings.epochs,
-                 ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "epoch"))
         state = ResumeState(epoch + 1, [*state.history, metrics], fingerprint)
-        save_state(state_dir, model, optimizer, state)
-        if epoch + 1 == settings.epochs or (settings.snapshot_every and (epoch + 1) % settings.snapshot_every == 0):
-            save_snapshot(state_dir, model, epoch + 1)
-        if warmup_store is not None and epoch + 1 == settings.warmup_epochs:
-            shared_warmup.store(state_dir, warmup_store)
-        on_epoch_end(metrics)
+        if ranks.writes:
+            log.info("epoch %d/%d: %s", epoch + 1, settings.epochs,
+                     ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "epoch"))
+            save_state(state_dir, model, optimizer, state)
+            if epoch + 1 == settings.epochs or (settings.snapshot_every and (epoch + 1) % settings.snapshot_every == 0):
+                save_snapshot(state_dir, model, epoch + 1)
+            if warmup_store is not None and epoch + 1 == settings.warmup_epochs:
+                shared_warmup.store(state_dir, warmup_store)
+            on_epoch_end(metrics)
     model.eval()
     return state.history

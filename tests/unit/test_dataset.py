@@ -31,7 +31,7 @@ def split(tmp_path):
 def test_items_without_augmentation(split):
     folder, images, masks = split
     dataset = PreparedDataset(folder)
-    image, mask, random, label = dataset[2]
+    image, mask, random, label, _ = dataset[2]
     assert len(dataset) == 6 and label == 2
     assert image.shape == (3, 32, 32) and image.dtype == torch.float32
     assert torch.equal(image, torch.from_numpy(images[2]).permute(2, 0, 1).float() / 255)
@@ -40,7 +40,7 @@ def test_items_without_augmentation(split):
 
 def test_flip_moves_image_and_masks_together(split):
     folder, images, masks = split
-    image, mask, random, _ = PreparedDataset(folder, Augment(**{**NONE, "hflip": 1.0}))[1]
+    image, mask, random, _, _ = PreparedDataset(folder, Augment(**{**NONE, "hflip": 1.0}))[1]
     assert torch.equal(mask[0], torch.from_numpy(masks[1][:, ::-1].copy()).float())
     assert torch.equal(random[0], torch.from_numpy(masks[4][:, ::-1].copy()).float())
     assert torch.equal(image[0], torch.from_numpy(images[1][:, ::-1, 0].copy()).float() / 255)
@@ -50,7 +50,7 @@ def test_affine_keeps_mask_on_the_object(split):
     folder, _, _ = split
     dataset = PreparedDataset(folder, Augment(hflip=0.5, shift=0.15, scale=0.15, rotate_deg=20, brightness_contrast=0.0))
     for index in range(6):
-        image, mask, _, _ = dataset[index]
+        image, mask, _, _, _ = dataset[index]
         red = image[0] > 0.5
         overlap = (red & (mask[0] > 0)).sum() / (red | (mask[0] > 0)).sum()
         assert overlap > 0.85
@@ -58,7 +58,7 @@ def test_affine_keeps_mask_on_the_object(split):
 
 def test_photometric_changes_only_the_image(split):
     folder, images, masks = split
-    image, mask, _, _ = PreparedDataset(folder, Augment(**{**NONE, "brightness_contrast": 0.5}))[0]
+    image, mask, _, _, _ = PreparedDataset(folder, Augment(**{**NONE, "brightness_contrast": 0.5}))[0]
     assert torch.equal(mask[0], torch.from_numpy(masks[0]).float())
     assert image.min() >= 0 and image.max() <= 1
 

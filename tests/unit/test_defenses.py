@@ -28,15 +28,15 @@ def train(model, step, images, labels, mask, steps: int, lr: float) -> None:
     """`steps` SGD updates (momentum 0.9) of `model` on the recipe's loss over one fixed batch."""
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     for _ in range(steps):
-        out = step(images, labels, mask)
+        out = step(images, labels, mask, torch.randn_like(images))
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
 
 
 def evaluate(step, images, labels, mask):
-    torch.manual_seed(123)                      # the same random starts before and after training
-    return step(images, labels, mask)
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(123))   # the same starts before and after
+    return step(images, labels, mask, noise)
 
 
 @pytest.mark.parametrize(("recipe", "options"), [("alp", {}), ("at_alp", {}), ("trades", {}), ("aad", {}),
@@ -60,9 +60,10 @@ def test_aad_preservation_is_zero_without_perturbation_and_trains_through_the_ca
     model = build_classifier(CONFIG).train()
     images, labels = stripes(16, seed=4)
     mask = torch.ones(16, 1, 16, 16)
-    unperturbed = build_recipe("aad", model, RecipeSettings(0.0, 2 / 255, 2))(images, labels, mask)
+    unperturbed = build_recipe("aad", model, RecipeSettings(0.0, 2 / 255, 2))(images, labels, mask,
+                                                                                  torch.randn_like(images))
     assert unperturbed.terms["preservation"].item() == 0.0
-    out = build_recipe("aad", model, RecipeSettings(8 / 255, 2 / 255, 2))(images, labels, mask)
+    out = build_recipe("aad", model, RecipeSettings(8 / 255, 2 / 255, 2))(images, labels, mask, torch.randn_like(images))
     assert out.terms["preservation"].item() > 0
     out.terms["preservation"].backward()
     # The head's weights enter Grad-CAM only through α = ∂z_c/∂A: a gradient there needs the second-order path.
@@ -98,8 +99,8 @@ def test_alp_loss_is_kannans_formula_on_a_three_class_example():
         model.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
     clean, adversarial = torch.tensor([[1.0, 2.0], [-1.0, 0.5]]), torch.tensor([[1.5, 1.0], [0.0, 0.0]])
     labels = torch.tensor([1, 2])
-    attack = lambda images, labels, model_mask=None: SimpleNamespace(adversarial=adversarial)  # noqa: E731
-    out = paired_step(model, attack, logit_weight=0.5, attention_weight=0.0, amp=False)(clean, labels, None)
+    attack = lambda images, labels, model_mask=None, start_noise=None: SimpleNamespace(adversarial=adversarial)  # noqa: E731
+    out = paired_step(model, attack, logit_weight=0.5, attention_weight=0.0, amp=False)(clean, labels, None, None)
     w, b = model.weight.detach().double().numpy(), model.bias.detach().double().numpy()
     z, z_adv = clean.double().numpy() @ w.T + b, adversarial.double().numpy() @ w.T + b
     logits, targets = np.concatenate([z, z_adv]), np.array([1, 2, 1, 2])
@@ -130,7 +131,8 @@ def test_an_aad_step_updates_batch_norm_once_not_on_the_masked_images():
     model = build_classifier(CONFIG).train()
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     images, labels = stripes(16, seed=5)
-    build_recipe("aad", model, RecipeSettings(8 / 255, 2 / 255, 2))(images, labels, torch.ones(16, 1, 16, 16))
+    build_recipe("aad", model, RecipeSettings(8 / 255, 2 / 255, 2))(images, labels, torch.ones(16, 1, 16, 16),
+                                                                 torch.randn_like(images))
     assert all(int(norm.num_batches_tracked) == 1 for norm in norms)
 
 

@@ -47,3 +47,16 @@ def test_another_fingerprint_starts_empty(tmp_path):
     assert store.done() == 0 and store.load("a", Unit, torch.device("cpu")) is None
     store.remove()
     assert not (tmp_path / "progress").exists()
+
+
+def test_computed_runs_only_what_no_earlier_run_finished(tmp_path):
+    calls = []
+
+    def compute() -> Unit:
+        calls.append(1)
+        return unit()
+
+    store = RunStore(tmp_path / "progress", "f1")
+    first = store.computed("a", Unit, torch.device("cpu"), compute)
+    again = RunStore(tmp_path / "progress", "f1").computed("a", Unit, torch.device("cpu"), compute)
+    assert len(calls) == 1 and same(first, again)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -16,23 +15,12 @@ from pipeline.models.checkpoint import load_classifier, save_classifier
 from pipeline.models.registry import build_classifier
 from pipeline.train.loop import FitSettings, fit, phase_progress
 from pipeline.train.shared_warmup import warmup_length
+from tests.models import prepared_split as write_split
 from tests.models import stripes
 
 CONFIG = {"model": {"arch": "small_cnn", "width": 4}, "num_classes": 4, "mean": [0.5] * 3, "std": [0.1] * 3,
           "mask": "foreground", "fill": 0.0}
 SGD = Optimiser(name="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine")
-
-
-def write_split(folder, n: int, seed: int):
-    images, labels = stripes(n, seed=seed)
-    folder.mkdir(parents=True)
-    np.save(folder / "images.npy", (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
-    masks = np.zeros((n, 16, 16), np.uint8)
-    masks[:, 2:14, 2:14] = 1
-    np.save(folder / "masks.npy", masks)
-    np.save(folder / "random_masks.npy", np.roll(masks, 2, axis=2))
-    np.save(folder / "labels.npy", labels.numpy().astype(np.int64))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +163,9 @@ def test_adversarial_recipes_train_on_perturbed_inputs(splits, recipe):
     model = build_classifier(CONFIG).train()
     images, labels = stripes(8)
     mask = torch.ones(8, 1, 16, 16)
-    out = build_recipe(recipe, model, RecipeSettings(8 / 255, 2 / 255, 3))(images, labels, mask)
-    natural = build_recipe("natural", model, RecipeSettings(8 / 255, 2 / 255, 3))(images, labels, mask)
+    noise = torch.randn_like(images)
+    out = build_recipe(recipe, model, RecipeSettings(8 / 255, 2 / 255, 3))(images, labels, mask, noise)
+    natural = build_recipe("natural", model, RecipeSettings(8 / 255, 2 / 255, 3))(images, labels, mask, noise)
     assert out.loss.requires_grad and torch.isfinite(out.loss)
     assert not torch.equal(out.logits, natural.logits)
     assert model.training and all(m.training for m in model.modules())
