@@ -244,6 +244,7 @@ class Classifier(Strict):
     holdout_share: float = Field(default=0.0, ge=0, lt=1)    # tuning: train without this share of the sources, evaluate on it
     attack_images: int | None = Field(default=None, ge=1)    # attack_classifier's images for it (None: its num_images)
     seed: int | None = Field(default=None, ge=0)   # training seed: init, shuffling, augmentation (None: the top-level seed)
+    amp: bool = False                              # bf16 autocast in the training forward passes (losses in fp32)
 
     @model_validator(mode="after")
     def _options_fit_the_recipe(self) -> "Classifier":
@@ -382,6 +383,7 @@ class VitModel(Strict):
     optimiser: Optimiser
     adversary: Adversary                  # the per-epoch PGD curve on the validation subset
     val_subset: int = Field(ge=1)
+    amp: bool = False                     # bf16 autocast in the training forward passes (losses in fp32)
 
     @model_validator(mode="after")
     def _init_keys(self) -> "VitModel":

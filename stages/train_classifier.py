@@ -53,12 +53,13 @@ def main() -> None:
     model = ranks.prepare(build_classifier(config).to(device))
 
     eps, step = entry.adversary.eps_255 / 255, entry.adversary.step_255 / 255
-    step_fn = build_recipe(entry.recipe, model, RecipeSettings(eps, step, entry.adversary.steps, options=entry.options))
+    recipe = RecipeSettings(eps, step, entry.adversary.steps, entry.amp, entry.options)
+    step_fn = build_recipe(entry.recipe, model, recipe)
     warmup_epochs = warmup_length(entry.recipe, entry.epochs, entry.warmup_epochs)
     warmup_step = None
     if warmup_epochs:     # clean epochs: a natural entry's own step, else a natural step built for them
         warmup_step = step_fn if entry.recipe == "natural" else build_recipe(
-            "natural", model, RecipeSettings(eps, step, entry.adversary.steps))
+            "natural", model, RecipeSettings(eps, step, entry.adversary.steps, entry.amp))
     settings = FitSettings(entry.epochs, entry.batch_size, entry.optimiser, seed, entry.mask, eps, step,
                            entry.adversary.steps, warmup_epochs, entry.checkpoint_every, data.eval_split,
                            params.loader_workers)

@@ -60,7 +60,7 @@ def main() -> None:
                            entry.adversary.steps, loader_workers=params.loader_workers)
     identity = fingerprint(library_digest(), Path(__file__).read_text(), params.seed, augment and augment.model_dump(),
                            *data.identity, entry.model_dump())
-    natural = build_recipe("natural", classifier, RecipeSettings(eps, step, entry.adversary.steps))
+    natural = build_recipe("natural", classifier, RecipeSettings(eps, step, entry.adversary.steps, entry.amp))
     history = fit_with_curves(out, classifier, natural, data, settings, identity, device, ranks)
     if not ranks.writes:
         return
