@@ -58,8 +58,8 @@ def main() -> None:
                                  cfg.amp, params.seed)
         run = run_detr_attack(attack, inputs, ids, tuple(cfg.centre), cfg.batch_size, 0, objective, params.seed)
         clean = evaluate_detector(detector, inputs, val.images, val.instances, categories, cfg.batch_size, boxes)[0]
-        patched = evaluate_detector(detector, run.patched, val.images, val.instances, categories, cfg.batch_size,
-                                    boxes)[0]
+        patched = evaluate_detector(detector, run.patched(inputs, corner), val.images, val.instances, categories,
+                                    cfg.batch_size, boxes)[0]
         area = side ** 2 / inputs[0][0].numel()
         results["runs"].append({"objective": objective, "patch_px": side, "area_share": area, "steps": steps,
                                 "optimiser": optimiser, "normalise": normalise, "clean_AP": clean["AP"],

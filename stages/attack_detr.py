@@ -119,7 +119,7 @@ def main() -> None:
         per_image = {"clean": per_image_ap(val.instances, clean_results, image_ids, boxes)}
         for objective in cfg.objectives:
             label, result = f"{size}px_{objective}", attacked(size, objective)
-            stats, results = scored(result.patched, boxes)
+            stats, results = scored(result.patched(inputs, corner), boxes)
             at_steps = {t: scored(result.patched_at(t, inputs, corner), boxes)[0]["AP"] for t in result.snapshots}
             at_steps[len(result.loss_curve) - 1] = stats["AP"]
             entry_metrics[objective] = {**stats, "key_cell": list(result.key_cell),
@@ -165,16 +165,17 @@ def write_figures(out, val: DetectionSplit, inputs: list[torch.Tensor], cfg: Att
     corner = patch_corner(tuple(cfg.centre), size)
     names = {c["id"]: c["name"] for c in val.instances["categories"]}
     first = next(iter(runs.values()))
+    patched = {o: r.patched(inputs[:count], corner) for o, r in runs.items()}
     columns = ["clean", *(f"{size} px, {o}" for o in runs)]
     rows = [f"image {image.image_id}" for image in val.images[:count]]
     panels = [[shown(inputs[i], image, detections["clean"], names),
-               *(shown(r.patched[i], image, detections[f"{size}px_{o}"], names) for o, r in runs.items())]
+               *(shown(patched[o][i], image, detections[f"{size}px_{o}"], names) for o in runs)]
               for i, image in enumerate(val.images[:count])]
     write_bytes(out / "images" / "detections.png", detections_figure(
         panels, columns, rows, [corner[1], corner[0], size, size],
         f"Detections (score ≥ {SHOWN_SCORE}) before and after a {size} px patch (dashed)", sorted(names.values())))
     write_bytes(out / "images" / "attention.png", attention_figure(
-        [[inputs[i].cpu(), *(r.patched[i].cpu() for r in runs.values())] for i in range(count)],
+        [[inputs[i].cpu(), *(images[i].cpu() for images in patched.values())] for i in range(count)],
         [[first.maps_before[i], *(r.maps_after[i] for r in runs.values())] for i in range(count)], columns, rows,
         first.key_cell, first.stride,
         f"{metrics['attention_layer']}: every query's attention on the key under the patch (cell outlined)"))

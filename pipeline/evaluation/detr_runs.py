@@ -43,8 +43,7 @@ def backbone_stride(pixels: torch.Tensor, grid_rows: int) -> int:
 
 @dataclass
 class DetrRunResult:
-    patched: list[torch.Tensor]          # per image, at its working size
-    patches: torch.Tensor                # N×3×s×s
+    patches: torch.Tensor                # N×3×s×s, the final patch of each image
     loss_curve: list[float]
     attention_curve: list[float]
     attention_before: torch.Tensor       # N: first-encoder-layer attention on the patch key, clean
@@ -55,11 +54,21 @@ class DetrRunResult:
     maps_after: list[torch.Tensor]       # … patched
     snapshots: dict[int, torch.Tensor]   # iteration t → N×3×s×s patches after t updates (the attack's snapshot_steps)
 
+    def patched(self, inputs: list[torch.Tensor], corner: tuple[int, int]) -> list[torch.Tensor]:
+        """`inputs` (working size) with the final patches written at pixel `corner` (row, col): the images are
+        derived, not kept, since at 800 px they would take 10 MB each per run, in memory and in the run store."""
+        return patched_images(inputs, self.patches, corner)
+
     def patched_at(self, step: int, inputs: list[torch.Tensor], corner: tuple[int, int]) -> list[torch.Tensor]:
         """`inputs` with the patches of snapshot `step` written at pixel `corner` (row, col)."""
-        corners = torch.tensor([corner])
-        return [apply_patch(image[None], patch[None].to(image.device), corners.to(image.device), 1)[0]
-                for image, patch in zip(inputs, self.snapshots[step])]
+        return patched_images(inputs, self.snapshots[step], corner)
+
+
+def patched_images(inputs: list[torch.Tensor], patches: torch.Tensor, corner: tuple[int, int]) -> list[torch.Tensor]:
+    """Each image of `inputs` with its patch of `patches` written at pixel `corner` (row, col)."""
+    corners = torch.tensor([corner])
+    return [apply_patch(image[None], patch[None].to(image.device), corners.to(image.device), 1)[0]
+            for image, patch in zip(inputs, patches)]
 
 
 def initial_patch(size: int, seed: int, image_id: int) -> torch.Tensor:
@@ -84,8 +93,7 @@ def run_detr_attack(attack: DetrPatchAttack, inputs: list[torch.Tensor], image_i
     detector, size = attack.detector, attack.patch_size
     corner = patch_corner(centre, size)
     check_fits(corner, size, inputs, image_ids)
-    per_image: dict[str, list] = {k: [None] * len(inputs) for k in ("patched", "patch", "before", "after", "maps",
-                                                                     "snapshots")}
+    per_image: dict[str, list] = {k: [None] * len(inputs) for k in ("patch", "before", "after", "maps", "snapshots")}
     losses, attentions = [], []
     for batch in tqdm(same_size_batches(inputs, batch_size), desc=label, leave=False):
         pixels, mask = detector.pad([inputs[i] for i in batch])
@@ -99,7 +107,6 @@ def run_detr_attack(attack: DetrPatchAttack, inputs: list[torch.Tensor], image_i
         result = attack(pixels, mask, torch.tensor([corner] * len(batch), device=pixels.device), tokens, valid, initial)
         clean_mean, patched_mean = image_mean(clean_maps, valid), image_mean(result.attention_maps, valid)
         for k, i in enumerate(batch):
-            per_image["patched"][i] = result.patched[k, :, :inputs[i].shape[-2], :inputs[i].shape[-1]]
             per_image["patch"][i] = result.patch[k].cpu()
             per_image["snapshots"][i] = {t: patch[k].cpu() for t, patch in result.snapshots.items()}
             per_image["before"][i], per_image["after"][i] = clean_mean[k].cpu(), patched_mean[k].cpu()
@@ -109,7 +116,7 @@ def run_detr_attack(attack: DetrPatchAttack, inputs: list[torch.Tensor], image_i
         attentions.append((result.attention_curve, len(batch)))
     kept = per_image["maps"][:keep]
     snapshots = {t: torch.stack([s[t] for s in per_image["snapshots"]]) for t in per_image["snapshots"][0]}
-    return DetrRunResult(per_image["patched"], torch.stack(per_image["patch"]), padded_mean(losses),
+    return DetrRunResult(torch.stack(per_image["patch"]), padded_mean(losses),
                          padded_mean(attentions), torch.stack(per_image["before"]), torch.stack(per_image["after"]),
                          cell, stride, [m[0] for m in kept], [m[1] for m in kept], snapshots)
 

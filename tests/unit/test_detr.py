@@ -12,6 +12,7 @@ from transformers import DetrImageProcessor
 
 from pipeline.attacks.attention_fool import attention_loss
 from pipeline.attacks.detr_patch import DetrPatchAttack, attention_to_key
+from pipeline.attacks.patch import apply_patch
 from pipeline.data.coco_detection import DetectionImage, label_map, training_targets
 from pipeline.evaluation.detr_runs import (initial_patch, key_cell, patch_box_at_original, patch_corner,
                                            run_detr_attack)
@@ -116,7 +117,7 @@ def test_patch_attack_writes_only_its_box_and_raises_its_objectives():
     inputs = [torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     result = run_detr_attack(DetrPatchAttack(detector, 12, steps=15, objective="kq", step_size=16 / 255), inputs,
                              [1, 2, 3], (20, 20), batch_size=2, keep=2, label="test")
-    for clean, patched in zip(inputs, result.patched):
+    for clean, patched in zip(inputs, result.patched(inputs, patch_corner((20, 20), 12))):
         changed = (patched != clean).any(0)
         assert changed[14:26, 14:26].all() and changed.sum() == 144 and patched.min() >= 0 and patched.max() <= 1
     assert result.attention_after.mean() > result.attention_before.mean()
@@ -135,7 +136,8 @@ def test_snapshots_hold_the_patch_after_t_updates_and_random_is_the_start():
     assert set(result.snapshots) == {0, 2, 4}                               # 9 > steps: the final patch
     assert torch.equal(result.snapshots[0][1], initial_patch(12, 3, 2))
     assert torch.equal(result.snapshots[4], result.patches) and not torch.equal(result.snapshots[2], result.patches)
-    for patched, expected in zip(result.patched_at(4, inputs, patch_corner((20, 20), 12)), result.patched):
+    for patched, expected in zip(result.patched_at(2, inputs, patch_corner((20, 20), 12)),
+                                 apply_patch(torch.stack(inputs), result.snapshots[2], torch.tensor([[14, 14]] * 2), 1)):
         assert torch.equal(patched, expected)
     control = run_detr_attack(DetrPatchAttack(detector, 12, steps=4, objective="random", snapshot_steps=(0, 2)),
                               inputs, [1, 2], (20, 20), batch_size=2, keep=0, label="test", seed=3)
@@ -235,7 +237,8 @@ def test_patch_attack_lowers_map_on_an_overfitted_fixture_detector(tmp_path):
     for objective, steps in (("random", 0), ("ce", 30), ("ce+kq", 30)):
         attack = DetrPatchAttack(detector, 16, steps=steps, objective="ce" if steps == 0 else objective,
                                  step_size=32 / 255)
-        patched[objective] = scored(run_detr_attack(attack, inputs, [1, 2, 3, 4], (32, 32), 4, 0, objective).patched)
+        patched[objective] = scored(run_detr_attack(attack, inputs, [1, 2, 3, 4], (32, 32), 4, 0, objective).patched(
+            inputs, patch_corner((32, 32), 16)))
     assert patched["ce"][0] < clean - 0.1 and patched["ce"][1] < clean_boxes
     assert patched["ce+kq"][0] < clean and patched["ce+kq"][1] < clean_boxes
     assert patched["random"][0] > patched["ce"][0]
