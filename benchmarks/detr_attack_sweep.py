@@ -3,7 +3,7 @@ exclusion rule under each objective against the patch side, the number of steps,
 normalisation of L_kq^(1), with the attention on the patch key, on the demo's attacked val images.
 
 Needs the demo's `train_detr@scenes_rtdetr` output (run `dvc repro train_detr@scenes_rtdetr` first); the other
-settings are params.yaml's `attack_detr`. A run is the same library call the stage makes (`run_detr_attack`).
+settings are params.yaml's `attack_detr`. A run is the same library plan the stage makes (`DetrAttackPlan`), one run at a time.
 Run: python -m benchmarks.detr_attack_sweep   → benchmarks/results/detr_attack_sweep.json (≈ 12 min on 2 CPU cores);
 the file is written after every run, and a second call keeps the runs it already holds and does the rest.
 """
@@ -17,11 +17,11 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import RESULTS, device, machine, save
-from pipeline.attacks.detr_patch import DetrPatchAttack
+from pipeline.attacks.detr_patch import DetrPatchAttack, DetrRun
 from pipeline.config import validate_params
 from pipeline.data.coco_detection import label_map, load_detection_split
 from pipeline.evaluation.detection import evaluate_detector
-from pipeline.evaluation.detr_runs import patch_box_at_original, patch_corner, run_detr_attack
+from pipeline.evaluation.detr_runs import DetrAttackPlan, patch_box_at_original, patch_corner
 from pipeline.models.detr import load_detector
 
 DATA = Path("data")
@@ -53,13 +53,15 @@ def main() -> None:
         boxes = {image.image_id: patch_box_at_original(corner, side, tuple(x.shape[-2:]), image.size)
                  for image, x in zip(val.images, inputs)}
         start = time.perf_counter()
-        attack = DetrPatchAttack(detector, side, steps, objective, cfg.step_size_255 / 255,
+        attack = DetrPatchAttack(detector, steps, cfg.step_size_255 / 255,
                                  cfg.momentum if optimiser == "momentum" else None, cfg.attention_weight, normalise,
-                                 cfg.amp, params.seed)
-        run = run_detr_attack(attack, inputs, ids, tuple(cfg.centre), cfg.batch_size, 0, objective, params.seed)
+                                 cfg.amp)
+        planned = DetrRun(side, objective)
+        plan = DetrAttackPlan(attack, [planned], inputs, ids, tuple(cfg.centre), cfg.batch_size, params.seed)
+        run = plan.run(keep=0, label=planned.label)[planned.label]
         clean = evaluate_detector(detector, inputs, val.images, val.instances, categories, cfg.batch_size, boxes)[0]
-        patched = evaluate_detector(detector, run.patched, val.images, val.instances, categories, cfg.batch_size,
-                                    boxes)[0]
+        patched = evaluate_detector(detector, run.patched(inputs, corner), val.images, val.instances, categories,
+                                    cfg.batch_size, boxes)[0]
         area = side ** 2 / inputs[0][0].numel()
         results["runs"].append({"objective": objective, "patch_px": side, "area_share": area, "steps": steps,
                                 "optimiser": optimiser, "normalise": normalise, "clean_AP": clean["AP"],

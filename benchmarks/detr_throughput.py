@@ -17,7 +17,7 @@ import yaml
 
 from benchmarks.common import best_time, device, machine, save
 from pipeline.attacks.base import frozen_eval
-from pipeline.attacks.detr_patch import DetrPatchAttack
+from pipeline.attacks.detr_patch import DetrPatchAttack, DetrRun
 from pipeline.attacks.patch import apply_patch
 from pipeline.models.detr import detector_from_config
 
@@ -49,17 +49,20 @@ def main() -> None:
         grid = detector.token_grid(pixels, mask)
         corners = torch.full((batch, 2), 48, device=dev)
         tokens = torch.full((batch,), 2 * grid.shape[2] + 2, device=dev)
-        attack = DetrPatchAttack(detector, 64 if height > 400 else 16, steps, "ce+kq", amp=amp)
+        side = 64 if height > 400 else 16
+        attack = DetrPatchAttack(detector, steps, amp=amp)
+        runs, initial = [DetrRun(side, "ce+kq")] * batch, [torch.rand(3, side, side, device=dev) for _ in range(batch)]
 
         def reference():
-            patch = torch.rand(batch, 3, attack.patch_size, attack.patch_size, device=dev, requires_grad=True)
+            patch = torch.rand(batch, 3, side, side, device=dev, requires_grad=True)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 logits = detector(apply_patch(pixels, patch, corners, 1), mask).logits
             torch.autograd.grad(detector.no_object_log_likelihood(logits).sum(), patch)
 
         with frozen_eval(detector):
             plain = best_time(lambda: [reference() for _ in range(steps + 1)], dev, repeats=2)
-        attacked = best_time(lambda: attack(pixels, mask, corners, tokens, grid.flatten(1)), dev, repeats=2)
+        attacked = best_time(lambda: attack(pixels, mask, runs, corners, tokens, grid.flatten(1), initial), dev,
+                             repeats=2)
         results["cases"][name] = {"batch": batch, "amp_bf16": amp, "steps": steps,
                                   "attack_iterations_per_s": (steps + 1) / attacked,
                                   "attack_images_per_s": batch * (steps + 1) / attacked,

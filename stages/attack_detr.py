@@ -8,8 +8,9 @@ self-attention over image tokens, named in metrics.json; kq: alone). mAP on the 
 with the paper's rule: detections and ground-truth boxes with more than half of their area inside the patch box are
 ignored, in both runs; how many each run lost to the rule is counted. mAP is also measured for the patches after
 each of `map_at_steps` iterations (mAP against steps), and objectives are compared per image (AP@[.5:.95] of each
-image, paired bootstrap of the mean difference with its 95% interval). Under torchrun the runs are split over the
-ranks (stages/distributed.py).
+image, paired bootstrap of the mean difference with its 95% interval). The attack runs in batches of one working
+size that mix the runs of an image (pipeline/evaluation/detr_runs.DetrAttackPlan), the unit of resume and, under
+torchrun, of the split over the ranks (stages/distributed.py).
 
 Writes `data/attack_detr/<name>/`: metrics.json (the 12 COCOeval numbers without a patch, and per patch side:
 clean with the exclusion, then per objective, with the key cell, the attention on it before and after, the removed
@@ -26,15 +27,17 @@ import json
 import sys
 
 import torch
+from tqdm import tqdm
 
-from pipeline.attacks.detr_patch import DetrPatchAttack
+from pipeline.attacks.detr_patch import DetrPatchAttack, DetrRun
 from pipeline.config import AttackDetr
 from pipeline.data.coco_detection import DetectionImage, DetectionSplit, label_map, load_detection_split
 from pipeline.evaluation.coco_map import coco_map, patch_exclusions, per_image_ap
 from pipeline.evaluation.detection import evaluate_detector
 from pipeline.evaluation.detection_figures import (ShownDetections, attention_figure, detections_figure,
                                                    iteration_curves_figure, map_steps_figure)
-from pipeline.evaluation.detr_runs import DetrRunResult, patch_box_at_original, patch_corner, run_detr_attack
+from pipeline.evaluation.detr_runs import (DetrAttackPlan, DetrBatchResult, DetrRunResult, patch_box_at_original,
+                                           patch_corner)
 from pipeline.evaluation.intervals import paired_bootstrap
 from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.checkpoint import save_tensors
@@ -47,10 +50,10 @@ SHOWN_SCORE = 0.5          # detections drawn in the figures: score at least thi
 PAIRS = (("ce+kq", "ce"), ("kq", "ce"), ("ce", "random"), ("random", "clean"))   # (run, baseline), per image
 
 
-def attack_run(detector: Detector, cfg: AttackDetr, size: int, objective: str, seed: int) -> DetrPatchAttack:
-    return DetrPatchAttack(detector, size, cfg.steps, objective, cfg.step_size_255 / 255,
+def attack_of(detector: Detector, cfg: AttackDetr) -> DetrPatchAttack:
+    return DetrPatchAttack(detector, cfg.steps, cfg.step_size_255 / 255,
                            cfg.momentum if cfg.optimiser == "momentum" else None, cfg.attention_weight, cfg.normalise,
-                           cfg.amp, seed, tuple(cfg.map_at_steps))
+                           cfg.amp, tuple(cfg.map_at_steps))
 
 
 def curve_csv(result: DetrRunResult) -> bytes:
@@ -96,17 +99,17 @@ def main() -> None:
     store = run_store(out, __file__, DATA / "train_detr" / name / "model", params.seed, cfg.model_dump(),
                       params.prepare.max_corrupt_share, image_ids)
 
-    def attacked(size: int, objective: str) -> DetrRunResult:
-        """The run's result from the store, or computed and stored."""
-        label = f"{size}px_{objective}"
-        return store.computed(label, DetrRunResult, device, lambda: run_detr_attack(
-            attack_run(detector, cfg, size, objective, params.seed), inputs, image_ids, centre, cfg.batch_size,
-            cfg.grid_images, label, params.seed))
+    planned = [DetrRun(size, objective) for size in cfg.patch_px for objective in cfg.objectives]
+    plan = DetrAttackPlan(attack_of(detector, cfg), planned, inputs, image_ids, centre, cfg.batch_size, params.seed)
 
-    if not share_runs({f"{size}px_{objective}": (functools.partial(attacked, size, objective),
-                                                 0.0 if objective == "random" else 1.0)
-                       for size in cfg.patch_px for objective in cfg.objectives}):
+    def attacked(batch: int) -> DetrBatchResult:
+        """The batch's result from the store, or computed and stored."""
+        return store.computed(f"batch {batch}", DetrBatchResult, device, functools.partial(plan.attack_batch, batch))
+
+    if not share_runs({f"batch {k}": (functools.partial(attacked, k), plan.cost(k)) for k in range(len(plan.batches))}):
         return
+    attacked_runs = plan.assemble([attacked(k) for k in tqdm(range(len(plan.batches)), desc=f"{name}: attack batches")],
+                                  cfg.grid_images)
     runs: dict[str, DetrRunResult] = {}            # the first patch side's runs, for the figures
     patches: dict[str, torch.Tensor] = {}
     for size in cfg.patch_px:
@@ -118,8 +121,9 @@ def main() -> None:
                       "excluded": patch_exclusions(val.instances, clean_results, image_ids, boxes)}}
         per_image = {"clean": per_image_ap(val.instances, clean_results, image_ids, boxes)}
         for objective in cfg.objectives:
-            label, result = f"{size}px_{objective}", attacked(size, objective)
-            stats, results = scored(result.patched, boxes)
+            label = DetrRun(size, objective).label
+            result = attacked_runs[label]
+            stats, results = scored(result.patched(inputs, corner), boxes)
             at_steps = {t: scored(result.patched_at(t, inputs, corner), boxes)[0]["AP"] for t in result.snapshots}
             at_steps[len(result.loss_curve) - 1] = stats["AP"]
             entry_metrics[objective] = {**stats, "key_cell": list(result.key_cell),
@@ -165,16 +169,17 @@ def write_figures(out, val: DetectionSplit, inputs: list[torch.Tensor], cfg: Att
     corner = patch_corner(tuple(cfg.centre), size)
     names = {c["id"]: c["name"] for c in val.instances["categories"]}
     first = next(iter(runs.values()))
+    patched = {o: r.patched(inputs[:count], corner) for o, r in runs.items()}
     columns = ["clean", *(f"{size} px, {o}" for o in runs)]
     rows = [f"image {image.image_id}" for image in val.images[:count]]
     panels = [[shown(inputs[i], image, detections["clean"], names),
-               *(shown(r.patched[i], image, detections[f"{size}px_{o}"], names) for o, r in runs.items())]
+               *(shown(patched[o][i], image, detections[f"{size}px_{o}"], names) for o in runs)]
               for i, image in enumerate(val.images[:count])]
     write_bytes(out / "images" / "detections.png", detections_figure(
         panels, columns, rows, [corner[1], corner[0], size, size],
         f"Detections (score ≥ {SHOWN_SCORE}) before and after a {size} px patch (dashed)", sorted(names.values())))
     write_bytes(out / "images" / "attention.png", attention_figure(
-        [[inputs[i].cpu(), *(r.patched[i].cpu() for r in runs.values())] for i in range(count)],
+        [[inputs[i].cpu(), *(images[i].cpu() for images in patched.values())] for i in range(count)],
         [[first.maps_before[i], *(r.maps_after[i] for r in runs.values())] for i in range(count)], columns, rows,
         first.key_cell, first.stride,
         f"{metrics['attention_layer']}: every query's attention on the key under the patch (cell outlined)"))

@@ -62,11 +62,13 @@ class RunStore:
         return len(list(self.folder.glob("*.json")))
 
     def save(self, key: str, unit: Any) -> None:
-        """The unit's tensors first, its JSON last: a unit counts as finished only once both are whole."""
+        """The unit's tensors first, its JSON last: a unit counts as finished only once both are whole. Each tensor
+        is saved as its own copy (fields may be views of one another, which safetensors refuses)."""
         tensors: dict[str, torch.Tensor] = {}
         fields = {f.name: _split(getattr(unit, f.name), f.name, tensors) for f in dataclasses.fields(unit)}
         with atomic_path(self._stem(key).with_suffix(".safetensors")) as tmp:
-            save_file({name: t.detach().cpu().contiguous() for name, t in tensors.items()}, str(tmp))
+            save_file({name: t.detach().cpu().clone(memory_format=torch.contiguous_format)
+                       for name, t in tensors.items()}, str(tmp))
         write_json(self._stem(key).with_suffix(".json"), {"key": key, "fields": fields})
 
     def load(self, key: str, kind: type[Unit], device: torch.device) -> Unit | None:

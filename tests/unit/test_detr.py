@@ -11,10 +11,10 @@ import torch
 from transformers import DetrImageProcessor
 
 from pipeline.attacks.attention_fool import attention_loss
-from pipeline.attacks.detr_patch import DetrPatchAttack, attention_to_key
+from pipeline.attacks.detr_patch import DetrPatchAttack, DetrRun, attention_to_key
+from pipeline.attacks.patch import apply_patch
 from pipeline.data.coco_detection import DetectionImage, label_map, training_targets
-from pipeline.evaluation.detr_runs import (initial_patch, key_cell, patch_box_at_original, patch_corner,
-                                           run_detr_attack)
+from pipeline.evaluation.detr_runs import DetrAttackPlan, initial_patch, key_cell, patch_box_at_original, patch_corner
 from pipeline.models.detr import detector_from_config, working_size
 from pipeline.models.hf_attention import QueryKey, captured_query_keys, query_score_on_key
 
@@ -111,34 +111,58 @@ def test_attention_to_key_ignores_padding_keys_and_queries():
     assert weights[0, 3:].abs().sum() == 0
 
 
+def attacked(detector, inputs, centre, run, batch_size, keep=0, **options):
+    """One run on `inputs` (image ids 1, 2, …) through the stage's plan."""
+    plan = DetrAttackPlan(DetrPatchAttack(detector, **options), [run], inputs, list(range(1, len(inputs) + 1)),
+                          centre, batch_size)
+    return plan.run(keep)[run.label]
+
+
 def test_patch_attack_writes_only_its_box_and_raises_its_objectives():
     detector = tiny_detector()
     inputs = [torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(i)) for i in range(3)]
-    result = run_detr_attack(DetrPatchAttack(detector, 12, steps=15, objective="kq", step_size=16 / 255), inputs,
-                             [1, 2, 3], (20, 20), batch_size=2, keep=2, label="test")
-    for clean, patched in zip(inputs, result.patched):
+    result = attacked(detector, inputs, (20, 20), DetrRun(12, "kq"), batch_size=2, keep=2, steps=15,
+                      step_size=16 / 255)
+    for clean, patched in zip(inputs, result.patched(inputs, patch_corner((20, 20), 12))):
         changed = (patched != clean).any(0)
         assert changed[14:26, 14:26].all() and changed.sum() == 144 and patched.min() >= 0 and patched.max() <= 1
     assert result.attention_after.mean() > result.attention_before.mean()
     assert result.loss_curve[-1] > result.loss_curve[0]
     assert len(result.maps_before) == 2 and result.key_cell == (0, 0) and result.stride == 32
-    ce = run_detr_attack(DetrPatchAttack(detector, 12, steps=15, objective="ce", step_size=16 / 255), inputs,
-                         [1, 2, 3], (20, 20), batch_size=3, keep=0, label="test")
+    ce = attacked(detector, inputs, (20, 20), DetrRun(12, "ce"), batch_size=3, steps=15, step_size=16 / 255)
     assert ce.loss_curve[-1] > ce.loss_curve[0]
+
+
+def test_a_mixed_batch_gives_each_image_what_it_gets_alone():
+    """A batch that mixes an image's runs (two patch sides × three objectives, 12 items) optimises each patch on its
+    own run's objective: every run's objective at the start equals its value in batches of one, and its patches after
+    two momentum updates match (pixels moved by sign steps: allowed to differ where a gradient is within rounding of
+    zero, at most 1%)."""
+    detector = tiny_detector()
+    inputs = [torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    runs = [DetrRun(size, objective) for size in (12, 8) for objective in ("ce", "kq", "ce+kq")]
+    attack = DetrPatchAttack(detector, steps=2, step_size=16 / 255, momentum=0.9)
+    plan = DetrAttackPlan(attack, runs, inputs, [1, 2], (20, 20), batch_size=12)
+    assert [len(batch) for batch in plan.batches] == [12]
+    mixed = plan.run(keep=0)
+    for run in runs:
+        alone = DetrAttackPlan(attack, [run], inputs, [1, 2], (20, 20), batch_size=1).run(keep=0)[run.label]
+        assert mixed[run.label].loss_curve[0] == pytest.approx(alone.loss_curve[0], rel=1e-5, abs=1e-6), run
+        assert (mixed[run.label].patches == alone.patches).float().mean() >= 0.99, run
 
 
 def test_snapshots_hold_the_patch_after_t_updates_and_random_is_the_start():
     detector = tiny_detector()
     inputs = [torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(i)) for i in range(2)]
-    attack = DetrPatchAttack(detector, 12, steps=4, objective="ce+kq", snapshot_steps=(0, 2, 9))
-    result = run_detr_attack(attack, inputs, [1, 2], (20, 20), batch_size=2, keep=0, label="test", seed=3)
+    plan = DetrAttackPlan(DetrPatchAttack(detector, steps=4, snapshot_steps=(0, 2, 9)),
+                          [DetrRun(12, "ce+kq"), DetrRun(12, "random")], inputs, [1, 2], (20, 20), 4, seed=3)
+    result, control = plan.run(keep=0).values()
     assert set(result.snapshots) == {0, 2, 4}                               # 9 > steps: the final patch
     assert torch.equal(result.snapshots[0][1], initial_patch(12, 3, 2))
     assert torch.equal(result.snapshots[4], result.patches) and not torch.equal(result.snapshots[2], result.patches)
-    for patched, expected in zip(result.patched_at(4, inputs, patch_corner((20, 20), 12)), result.patched):
+    for patched, expected in zip(result.patched_at(2, inputs, patch_corner((20, 20), 12)),
+                                 apply_patch(torch.stack(inputs), result.snapshots[2], torch.tensor([[14, 14]] * 2), 1)):
         assert torch.equal(patched, expected)
-    control = run_detr_attack(DetrPatchAttack(detector, 12, steps=4, objective="random", snapshot_steps=(0, 2)),
-                              inputs, [1, 2], (20, 20), batch_size=2, keep=0, label="test", seed=3)
     assert set(control.snapshots) == {0} and len(control.loss_curve) == 1
     assert torch.equal(control.patches, result.snapshots[0])
 
@@ -172,8 +196,7 @@ def test_hub_style_timm_backbone_gives_the_token_grid_and_an_attack_step():
     torch.manual_seed(0)
     detector = Detector(DetrForObjectDetection(config).eval(), new_processor("detr", {"shortest_edge": 96}))
     inputs = [torch.rand(3, 96, 128, generator=torch.Generator().manual_seed(i)) for i in range(2)]
-    result = run_detr_attack(DetrPatchAttack(detector, 32, steps=2, objective="ce+kq"), inputs, [1, 2], (48, 48),
-                             batch_size=2, keep=1, label="timm")
+    result = attacked(detector, inputs, (48, 48), DetrRun(32, "ce+kq"), batch_size=2, keep=1, steps=2)
     assert result.stride == 32 and result.key_cell == (1, 1)              # 96×128 px: 3×4 tokens
     assert result.maps_before[0].shape == (3, 4) and len(result.loss_curve) == 3
 
@@ -232,10 +255,11 @@ def test_patch_attack_lowers_map_on_an_overfitted_fixture_detector(tmp_path):
     clean, clean_boxes = scored(inputs)
     assert clean > 0.5
     patched = {}
-    for objective, steps in (("random", 0), ("ce", 30), ("ce+kq", 30)):
-        attack = DetrPatchAttack(detector, 16, steps=steps, objective="ce" if steps == 0 else objective,
-                                 step_size=32 / 255)
-        patched[objective] = scored(run_detr_attack(attack, inputs, [1, 2, 3, 4], (32, 32), 4, 0, objective).patched)
+    runs = [DetrRun(16, objective) for objective in ("random", "ce", "ce+kq")]
+    plan = DetrAttackPlan(DetrPatchAttack(detector, steps=30, step_size=32 / 255), runs, inputs, [1, 2, 3, 4],
+                          (32, 32), 4)
+    for run, result in zip(runs, plan.run(keep=0).values()):
+        patched[run.objective] = scored(result.patched(inputs, patch_corner((32, 32), 16)))
     assert patched["ce"][0] < clean - 0.1 and patched["ce"][1] < clean_boxes
     assert patched["ce+kq"][0] < clean and patched["ce+kq"][1] < clean_boxes
     assert patched["random"][0] > patched["ce"][0]

@@ -41,6 +41,18 @@ def test_a_saved_unit_comes_back_whole(tmp_path):
     assert reopened.done() == 1 and same(reopened.load("fixed/plain/ce", Unit, torch.device("cpu")), unit())
 
 
+def test_fields_that_are_views_of_one_tensor_are_saved_apart(tmp_path):
+    """A batch's per-item fields are often views of one tensor (rows of a map, the last row of a curve)."""
+    whole = torch.rand(3, 4)
+    shared = Unit(whole[0] > 0.5, whole[-1], [1.0], list(whole.view(3, 2, 2)), {0: whole}, (0, 0))
+    store = RunStore(tmp_path / "progress", "f1")
+    store.save("views", shared)
+    back = store.load("views", Unit, torch.device("cpu"))
+    assert torch.equal(back.flags, shared.flags) and torch.equal(back.maybe, whole[-1])
+    assert all(torch.equal(x, y) for x, y in zip(back.images, shared.images, strict=True))
+    assert torch.equal(back.snapshots[0], whole)
+
+
 def test_another_fingerprint_starts_empty(tmp_path):
     RunStore(tmp_path / "progress", "f1").save("a", unit())
     store = RunStore(tmp_path / "progress", "f2")
