@@ -4,9 +4,8 @@
 builds the same list of attack runs, computes its share (every N-th, longest first) into the stage's run store
 (stages/progress.py) and waits for the others; rank 0 then writes the outputs as one process does, reading every
 run from the store. A run seeds its own generator and attacks the same batches as in one process, so the outputs
-are the same bytes (tests/stages: 2 CPU processes). The unit is the attack run (attack_detr: one batch, which mixes
-the runs of an image), never part of a batch, which keeps the outputs exact, and a stage has more units (20 to
-hundreds at paper scale) than a node has GPUs.
+are the same bytes (tests/stages: 2 CPU processes). The unit is the attack run, not the image: a run's batches stay
+whole, which keeps the outputs exact, and a stage has more runs (12-40 at paper scale) than a node has GPUs.
 
 Without torchrun (no WORLD_SIZE) every helper here is a no-op. The ranks meet through torch.distributed's gloo
 backend (a barrier, no tensors), so the same code waits on CPU and GPU machines.
