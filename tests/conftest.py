@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from pipeline.config import Params, validate_params
@@ -15,6 +16,9 @@ from pipeline.data.synthetic_gtsrb import write_synthetic_gtsrb
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ["HF_HUB_OFFLINE"] = "1"
+if os.environ.get("PYTEST_XDIST_WORKER"):       # one worker per core: one thread each, in the stages it starts too,
+    os.environ["OMP_NUM_THREADS"] = "1"          # as two threads per worker oversubscribe the cores (3× slower tests)
+    torch.set_num_threads(1)
 
 
 def load_profile(name: str) -> dict:
