@@ -25,7 +25,7 @@ import torch
 
 from pipeline.attacks.attention_fool import attention_loss
 from pipeline.attacks.base import frozen_eval
-from pipeline.attacks.patch import apply_patch, ascent_direction, cosine_step, parse_objective
+from pipeline.attacks.patch import ascent_direction, cosine_step, parse_objective, paste_patch_
 from pipeline.models.detr import Detector
 from pipeline.models.hf_attention import QueryKey, captured_query_keys, key_query_scores
 
@@ -134,9 +134,9 @@ class DetrPatchAttack:
                 for patch in patches.values():
                     patch.requires_grad_(t < self.steps)      # the last pass only measures the final patches
                 with torch.set_grad_enabled(t < self.steps):
-                    patched = pixels.clone()
+                    patched = pixels.clone()                      # one copy; each side's patches written into it
                     for size, rows in groups.items():
-                        patched[rows] = apply_patch(pixels[rows], patches[size], corners[rows], 1)
+                        paste_patch_(patched, patches[size], corners[rows], 1, rows)
                     value = self.objective(patched, pixel_mask, tokens, valid, captured, weights)
                 maps = attention_to_key(captured[0], tokens, valid).detach()
                 values.append(value.detach())

@@ -63,17 +63,23 @@ class PatchPlacement:
         return self.prefix_tokens + cells[:, 0] * self.grid_width + cells[:, 1]
 
 
+def paste_patch_(images: torch.Tensor, patch: torch.Tensor, cells: torch.Tensor, token_size: int,
+                 rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Writes B×C×s×s `patch` into `images` in place, patch b at token cell cells[b] (row, col) of image rows[b]
+    (default: image b); differentiable in `patch` (autograd records the write). Returns `images`."""
+    size = patch.shape[-1]
+    offsets = torch.arange(size, device=images.device)
+    top = (cells[:, 0] * token_size)[:, None, None] + offsets[None, :, None]            # B×s×1
+    left = (cells[:, 1] * token_size)[:, None, None] + offsets[None, None, :]           # B×1×s
+    batch = torch.arange(len(patch), device=images.device) if rows is None else rows.to(images.device)
+    images[batch[:, None, None], :, top, left] = patch.permute(0, 2, 3, 1).to(images.dtype)
+    return images
+
+
 def apply_patch(images: torch.Tensor, patch: torch.Tensor, cells: torch.Tensor, token_size: int) -> torch.Tensor:
     """A copy of B×C×H×W `images` with B×C×s×s `patch` written at each image's token cell (row, col);
     differentiable in `patch`; every pixel outside the boxes is left bit-identical."""
-    size = patch.shape[-1]
-    offsets = torch.arange(size, device=images.device)
-    rows = (cells[:, 0] * token_size)[:, None, None] + offsets[None, :, None]           # B×s×1
-    cols = (cells[:, 1] * token_size)[:, None, None] + offsets[None, None, :]           # B×1×s
-    batch = torch.arange(len(images), device=images.device)[:, None, None]
-    patched = images.clone()
-    patched[batch, :, rows, cols] = patch.permute(0, 2, 3, 1).to(images.dtype)
-    return patched
+    return paste_patch_(images.clone(), patch, cells, token_size)
 
 
 @dataclass

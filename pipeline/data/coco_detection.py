@@ -8,19 +8,47 @@ which gets the full instances JSON). An unreadable image is skipped, named and c
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from pipeline.data.coco_ic import load_instances
-from pipeline.data.images import SkipLog
+from pipeline.data.images import SkipLog, decode_rgb
 from pipeline.errors import InputError
 from pipeline.evaluation.coco_map import xywh_to_cxcywh
 from pipeline.io.archive import SafeZip
 from pipeline.models.detr import UNUSED_LABEL
+
+
+@dataclass(frozen=True)
+class DetectionRecord:
+    """One image of a split without its pixels: where it lies in the archive and what is annotated on it."""
+
+    image_id: int
+    member: str                      # `<split>2017/<file_name>` in `<split>2017.zip`
+    height: int
+    width: int
+    boxes: torch.Tensor              # K×4 normalised (cx, cy, w, h) of the non-crowd annotations
+    category_ids: torch.Tensor       # K long: COCO category ids
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def read(self, archive: SafeZip) -> torch.Tensor:
+        """3×H×W uint8 pixels; raises InputError (no such member), OSError or ValueError (unreadable, or not the
+        annotated size)."""
+        pixels = decode_rgb(archive.read(self.member))
+        if pixels.shape[:2] != self.size:
+            raise ValueError(f"size {pixels.shape[1]}x{pixels.shape[0]} differs from the annotation's "
+                             f"{self.width}x{self.height}")
+        return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
 
 
 @dataclass
@@ -39,6 +67,13 @@ class DetectionImage:
 
 
 @dataclass
+class DetectionIndex:
+    instances: dict                  # the split's instances JSON, for pycocotools
+    archive: Path                    # `<split>2017.zip`
+    records: list[DetectionRecord]
+
+
+@dataclass
 class DetectionSplit:
     instances: dict                  # the split's instances JSON, for pycocotools
     images: list[DetectionImage]
@@ -54,9 +89,9 @@ def select_images(instances: dict, limit: int | None, seed: int) -> list[dict]:
     return [records[i] for i in sorted(chosen)]
 
 
-def load_detection_split(folder: Path, split: str, limit: int | None, seed: int,
-                         max_corrupt_share: float) -> DetectionSplit:
-    """`split` (train | val) of the COCO archives in `folder`: every image, or a seeded subset of `limit`."""
+def load_detection_index(folder: Path, split: str, limit: int | None, seed: int) -> DetectionIndex:
+    """The annotations of `split` (train | val) in `folder`'s COCO archives, every image or a seeded subset of
+    `limit`, without decoding any image."""
     folder = Path(folder)
     with SafeZip(folder / "annotations_trainval2017.zip") as annotations:
         instances = load_instances(annotations, split)
@@ -64,25 +99,74 @@ def load_detection_split(folder: Path, split: str, limit: int | None, seed: int,
     for ann in instances["annotations"]:
         if not ann.get("iscrowd", 0):
             by_image.setdefault(ann["image_id"], []).append(ann)
-    records = select_images(instances, limit, seed)
+    records = []
+    for image in select_images(instances, limit, seed):
+        anns = by_image.get(image["id"], [])
+        boxes = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
+        records.append(DetectionRecord(image["id"], f"{split}2017/{image['file_name']}", image["height"],
+                                       image["width"], xywh_to_cxcywh(boxes, image["width"], image["height"]),
+                                       torch.tensor([a["category_id"] for a in anns], dtype=torch.long)))
+    return DetectionIndex(instances, folder / f"{split}2017.zip", records)
+
+
+def load_detection_split(folder: Path, split: str, limit: int | None, seed: int,
+                         max_corrupt_share: float) -> DetectionSplit:
+    """`split` of the COCO archives in `folder` decoded into memory (every image, or a seeded subset of `limit`):
+    for the few hundred images an attack uses; training streams them (ArchiveImages)."""
+    index = load_detection_index(folder, split, limit, seed)
     skips, images = SkipLog(f"coco/{split}"), []
-    with SafeZip(folder / f"{split}2017.zip") as archive:
-        for record in tqdm(records, desc=f"COCO {split}2017", unit="img", leave=False):
-            member = f"{split}2017/{record['file_name']}"
-            pixels = skips.read_rgb(archive, member)
-            if pixels is None:
+    with SafeZip(index.archive) as archive:
+        for record in tqdm(index.records, desc=f"COCO {split}2017", unit="img", leave=False):
+            try:
+                pixels = record.read(archive)
+            except (OSError, ValueError) as exc:
+                skips.add(record.member, str(exc))
                 continue
-            if pixels.shape[:2] != (record["height"], record["width"]):
-                skips.add(member, f"size {pixels.shape[1]}x{pixels.shape[0]} differs from the annotation's "
-                                  f"{record['width']}x{record['height']}")
-                continue
-            anns = by_image.get(record["id"], [])
-            boxes = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
-            images.append(DetectionImage(record["id"], torch.from_numpy(pixels.copy()).permute(2, 0, 1),
-                                         xywh_to_cxcywh(boxes, record["width"], record["height"]),
-                                         torch.tensor([a["category_id"] for a in anns], dtype=torch.long)))
-    skips.check(len(records), max_corrupt_share)
-    return DetectionSplit(instances, images, skips.skipped)
+            images.append(DetectionImage(record.image_id, pixels, record.boxes, record.category_ids))
+    skips.check(len(index.records), max_corrupt_share)
+    return DetectionSplit(index.instances, images, skips.skipped)
+
+
+class StreamedImage(NamedTuple):
+    position: int                    # index in the dataset
+    member: str                      # its name, for the skip log
+    pixels: torch.Tensor | None      # 3×H×W uint8, None when unreadable
+    problem: str                     # why it is unreadable ("" otherwise)
+
+
+class ArchiveImages(Dataset):
+    """The images of an index read from the archive one at a time (in DataLoader workers too: each process opens
+    its own handle), so a training split never sits in memory; an unreadable image comes back with its reason."""
+
+    def __init__(self, index: DetectionIndex):
+        self.archive_path, self.records = index.archive, index.records
+        self._archive: SafeZip | None = None
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, position: int) -> StreamedImage:
+        if self._archive is None or self._pid != os.getpid():      # a forked worker must not share the parent's
+            self._archive, self._pid = SafeZip(self.archive_path), os.getpid()
+        record = self.records[position]
+        try:
+            return StreamedImage(position, record.member, record.read(self._archive), "")
+        except (OSError, ValueError) as exc:
+            return StreamedImage(position, record.member, None, str(exc))
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_archive": None, "_pid": -1}
+
+
+def readable_images(batch: list[StreamedImage], skips: SkipLog, total: int, max_share: float) -> list[StreamedImage]:
+    """The images of a streamed batch that decoded; each unreadable one is logged once in `skips`, which fails as
+    soon as more than `max_share` of the `total` images are unreadable."""
+    for image in batch:
+        if image.pixels is None and all(skipped["file"] != image.member for skipped in skips.skipped):
+            skips.add(image.member, image.problem)              # once, though every epoch meets it again
+    skips.check(total, max_share)
+    return [image for image in batch if image.pixels is not None]
 
 
 def label_map(class_names: list[str], categories: list[dict]) -> dict[int, int]:
@@ -95,7 +179,7 @@ def label_map(class_names: list[str], categories: list[dict]) -> dict[int, int]:
     return {index: id_of[name] for index, name in enumerate(class_names) if name in id_of}
 
 
-def training_targets(image: DetectionImage, label_of_category: dict[int, int]) -> dict:
+def training_targets(image: DetectionImage | DetectionRecord, label_of_category: dict[int, int]) -> dict:
     """The DETR target of one image: class indices of the model and normalised boxes (categories the model lacks and
     boxes of zero width or height are left out)."""
     keep = torch.tensor([int(c) in label_of_category for c in image.category_ids], dtype=torch.bool)

@@ -3,7 +3,8 @@ CE / focal / varifocal + L1 + GIoU, auxiliary decoder losses, RT-DETR's denoisin
 warm-up, gradient clipping, seeded epochs and resume state.
 
 Every epoch reseeds torch and the shuffling from (seed, epoch), so a resumed run gives the weights of an
-uninterrupted one (on the same device). Horizontal flips move the boxes with the image.
+uninterrupted one (on the same device). Horizontal flips move the boxes with the image. Images stream from the
+archive batch by batch (DataLoader workers decode them), so the training split never sits in memory.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pipeline.config import Optimiser
+from pipeline.data.coco_detection import StreamedImage, readable_images
+from pipeline.data.images import SkipLog
 from pipeline.models.detr import Detector
 from pipeline.train.optim import build_optimizer, learning_rate, set_learning_rate
 from pipeline.train.state import ResumeState, epoch_seed, load_state, save_state
@@ -36,6 +40,8 @@ class DetectorFitSettings:
     hflip: float                     # probability of a horizontal flip per image and epoch
     eval_every: int                  # validation mAP every n epochs (and after the last)
     warmup_steps: int = 0            # linear learning-rate warm-up over the first steps, then the schedule
+    loader_workers: int = 0          # DataLoader processes decoding images (no effect on results)
+    max_corrupt_share: float = 0.0   # unreadable training images tolerated (prepare.max_corrupt_share)
 
 
 def step_learning_rate(settings: DetectorFitSettings, step: int, total: int) -> float:
@@ -52,22 +58,29 @@ def flipped(image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
     return image.flip(-1), {**target, "boxes": boxes}
 
 
-def train_epoch(detector: Detector, inputs: list[torch.Tensor], targets: list[dict], optimizer: torch.optim.Optimizer,
-                settings: DetectorFitSettings, epoch: int, device: torch.device) -> dict:
-    """One pass over `inputs` (working-size [0, 1] images) with the model's own loss; mean loss terms."""
+def train_epoch(detector: Detector, images: Dataset, targets: list[dict], optimizer: torch.optim.Optimizer,
+                settings: DetectorFitSettings, epoch: int, device: torch.device, skips: SkipLog) -> dict:
+    """One pass over `images` (StreamedImage items, uint8 at the original size, read by settings.loader_workers
+    processes; resized to the working size on `device`) with the model's own loss; mean loss terms."""
     detector.train()
     generator = torch.Generator().manual_seed(epoch_seed(settings.seed, epoch))
-    order = torch.randperm(len(inputs), generator=generator).tolist()
-    flips = (torch.rand(len(inputs), generator=generator) < settings.hflip).tolist()
+    order = torch.randperm(len(images), generator=generator).tolist()
+    flips = (torch.rand(len(images), generator=generator) < settings.hflip).tolist()
     batches = [order[i:i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
+    loader = DataLoader(images, batch_sampler=batches, collate_fn=list, num_workers=settings.loader_workers,
+                        pin_memory=device.type == "cuda", generator=torch.Generator())   # leaves the global RNG alone
     totals: dict[str, torch.Tensor] = {}
-    for step, batch in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False)):
+    trained = 0
+    for step, batch in enumerate(tqdm(loader, total=len(batches), desc=f"epoch {epoch + 1}", leave=False)):
         set_learning_rate(optimizer, step_learning_rate(settings, epoch * len(batches) + step,
                                                         len(batches) * settings.epochs))
-        pairs = [flipped(inputs[i], targets[i]) if flips[i] else (inputs[i], targets[i]) for i in batch]
-        pixels, mask = detector.pad([image.to(device) for image, _ in pairs])
-        labels = [{key: value.to(device) for key, value in target.items()} for _, target in pairs]
-        outputs = detector(pixels, mask, labels)
+        batch = readable_images(batch, skips, len(images), settings.max_corrupt_share)
+        if not batch:
+            continue
+        pairs = [working_pair(detector, image, targets[image.position], flips[image.position], device)
+                 for image in batch]
+        pixels, mask = detector.pad([image for image, _ in pairs])
+        outputs = detector(pixels, mask, [target for _, target in pairs])
         optimizer.zero_grad(set_to_none=True)
         outputs.loss.backward()
         if settings.clip_norm:
@@ -76,13 +89,23 @@ def train_epoch(detector: Detector, inputs: list[torch.Tensor], targets: list[di
         terms = {"loss": outputs.loss, **{k: v for k, v in outputs.loss_dict.items() if k in LOGGED_TERMS}}
         for name, value in terms.items():
             totals[name] = totals.get(name, 0) + value.detach().double() * len(batch)
-    return {f"train_{name}": (total / len(inputs)).item() for name, total in totals.items()}
+        trained += len(batch)
+    return {f"train_{name}": (total / trained).item() for name, total in totals.items()}
 
 
-def fit_detector(detector: Detector, inputs: list[torch.Tensor], targets: list[dict], evaluate: Callable[[], dict],
+def working_pair(detector: Detector, image: StreamedImage, target: dict, flip: bool,
+                 device: torch.device) -> tuple[torch.Tensor, dict]:
+    """A training image at the detector's working size on `device`, [0, 1], and its target; both mirrored when
+    `flip`."""
+    pixels = detector.resize(image.pixels.to(device, non_blocking=True).float() / 255)
+    target = {key: value.to(device) for key, value in target.items()}
+    return flipped(pixels, target) if flip else (pixels, target)
+
+
+def fit_detector(detector: Detector, images: Dataset, targets: list[dict], evaluate: Callable[[], dict],
                  settings: DetectorFitSettings, state_dir: Path, fingerprint: str, device: torch.device,
                  on_epoch_end: Callable[[dict], None] = lambda metrics: None) -> list[dict]:
-    """Train for settings.epochs, resuming from `state_dir` when it holds a state of this `fingerprint`;
+    """Train on `images` (StreamedImage items; `targets` in the same order) for settings.epochs, resuming from `state_dir` when it holds a state of this `fingerprint`;
     `evaluate()` (validation metrics) runs every `eval_every` epochs and after the last. Returns every epoch's
     metrics (resumed ones included), each with `train_minutes`, the training wall time up to that epoch."""
     optimizer = build_optimizer(detector, settings.optimiser)
@@ -92,10 +115,11 @@ def fit_detector(detector: Detector, inputs: list[torch.Tensor], targets: list[d
         for metrics in state.history:
             on_epoch_end(metrics)
     minutes = state.history[-1]["train_minutes"] if state.history else 0.0
+    skips = SkipLog("detector training")
     for epoch in range(state.epoch, settings.epochs):
         torch.manual_seed(epoch_seed(settings.seed, epoch))
         start = time.perf_counter()
-        metrics = {"epoch": epoch + 1, **train_epoch(detector, inputs, targets, optimizer, settings, epoch, device)}
+        metrics = {"epoch": epoch + 1, **train_epoch(detector, images, targets, optimizer, settings, epoch, device, skips)}
         minutes += (time.perf_counter() - start) / 60
         metrics["train_minutes"] = minutes            # training wall time so far, evaluation left out
         if (epoch + 1) % settings.eval_every == 0 or epoch + 1 == settings.epochs:

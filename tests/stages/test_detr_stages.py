@@ -168,6 +168,24 @@ def test_trained_detector_metrics_and_curves(attacked, detr_params):
         assert config["model_type"] == entry["config"]["model_type"]
 
 
+def test_training_images_decoded_by_loader_workers_give_the_same_detector(attacked, detr_params, tmp_path):
+    """train_detr streams its training images from the archive; two DataLoader worker processes decoding them give
+    the weights and metrics of decoding in the training process (loader_workers is not a DVC dependency)."""
+    name, entry = next(iter(detr_params["train_detr"].items()))
+    project = project_with_data(tmp_path, attacked, f"download/{entry['dataset']}")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["loader_workers"] == 0
+    (project / "params.yaml").write_text(yaml.safe_dump({**params, "loader_workers": 2}, sort_keys=False))
+    run([sys.executable, "-m", "stages.train_detr", name], project)
+    produced, reference = (folder / "data/train_detr" / name for folder in (project, attacked))
+    assert (produced / "model/model.safetensors").read_bytes() == (reference / "model/model.safetensors").read_bytes()
+    produced_metrics, reference_metrics = (json.loads((folder / "metrics.json").read_text())
+                                           for folder in (produced, reference))
+    for metrics in (produced_metrics, reference_metrics):
+        metrics.pop("train_minutes")                                         # wall time
+    assert produced_metrics == reference_metrics
+
+
 @pytest.mark.parametrize("how", [interrupted_then_resumed, on_two_ranks], ids=["killed", "torchrun"])
 def test_a_resumed_or_torchrun_detr_attack_writes_the_same_outputs(attacked, detr_params, tmp_path, how):
     """attack_detr killed after its first finished patch side × objective run and rerun (it reuses the stored runs),

@@ -13,7 +13,7 @@ from transformers import DetrImageProcessor
 from pipeline.attacks.attention_fool import attention_loss
 from pipeline.attacks.detr_patch import DetrPatchAttack, DetrRun, attention_to_key
 from pipeline.attacks.patch import apply_patch
-from pipeline.data.coco_detection import DetectionImage, label_map, training_targets
+from pipeline.data.coco_detection import DetectionImage, StreamedImage, label_map, training_targets
 from pipeline.evaluation.detr_runs import DetrAttackPlan, initial_patch, key_cell, patch_box_at_original, patch_corner
 from pipeline.models.detr import detector_from_config, working_size
 from pipeline.models.hf_attention import QueryKey, captured_query_keys, query_score_on_key
@@ -244,7 +244,8 @@ def test_patch_attack_lowers_map_on_an_overfitted_fixture_detector(tmp_path):
     inputs = [image.as_float() for image in images]
     targets = [{"class_labels": image.category_ids - 1, "boxes": image.boxes} for image in images]
     optimiser = Optimiser(name="adamw", lr=2e-3, momentum=0.9, weight_decay=0.0, schedule="constant")
-    fit_detector(detector, inputs, targets, lambda: {}, DetectorFitSettings(600, 4, optimiser, 0, 0.0, 0.0, 999),
+    streamed = [StreamedImage(index, f"{index}.jpg", image.pixels, "") for index, image in enumerate(images)]
+    fit_detector(detector, streamed, targets, lambda: {}, DetectorFitSettings(600, 4, optimiser, 0, 0.0, 0.0, 999),
                  tmp_path / "resume", "fixture", torch.device("cpu"))           # 600 steps on the one batch
     categories, patch = {0: 1, 1: 2}, {i: [24, 24, 16, 16] for i in range(1, 5)}
 

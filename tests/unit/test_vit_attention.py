@@ -10,7 +10,7 @@ import torch
 from transformers import DeiTConfig, DeiTForImageClassification, ViTConfig, ViTForImageClassification
 
 from pipeline.attacks.attention_fool import aggregate, attention_loss
-from pipeline.attacks.patch import PatchAttack, PatchPlacement, apply_patch
+from pipeline.attacks.patch import PatchAttack, PatchPlacement, apply_patch, paste_patch_
 from pipeline.models.hf_attention import QueryKey, captured_query_keys, key_query_scores
 from pipeline.models.vit import HFLogits
 
@@ -77,6 +77,20 @@ def test_the_patch_writes_only_inside_its_box():
     assert torch.equal(patched[~inside.expand_as(images)], images[~inside.expand_as(images)])
     patched.sum().backward()
     assert torch.equal(patch.grad, torch.ones_like(patch))
+
+
+def test_patches_pasted_into_chosen_rows_touch_only_those_images():
+    """paste_patch_ with `rows` (attack_detr writes each patch side's images into one copy of the batch)."""
+    images = torch.rand(4, 3, 10, 12)
+    patch = torch.rand(2, 3, 3, 3, requires_grad=True)
+    corners = torch.tensor([[1, 2], [7, 9]])                          # token size 1: pixel corners
+    patched = paste_patch_(images.clone(), patch, corners, 1, torch.tensor([3, 1]))
+    expected = images.clone()
+    expected[3, :, 1:4, 2:5] = patch[0].detach()
+    expected[1, :, 7:10, 9:12] = patch[1].detach()
+    assert torch.equal(patched.detach(), expected)
+    (patched * torch.arange(4.0)[:, None, None, None]).sum().backward()
+    assert torch.equal(patch.grad, torch.tensor([3.0, 1.0])[:, None, None, None].expand_as(patch))
 
 
 @pytest.mark.parametrize("kind", MODELS)
