@@ -249,9 +249,13 @@ class Memorised:
         return {run.objective: self.scored(result.patched(self.inputs, patch_corner((32, 32), 16)))
                 for run, result in zip(runs, plan.run(keep=0).values())}
 
+    def bf16_gaps(self, objectives: tuple[str, ...]) -> dict[str, float]:
+        """|patched mAP under bf16 autocast − fp32's| per objective (attack_detr `amp`; mAP scored in fp32)."""
+        fp32, bf16 = (self.attacked(objectives, amp=amp) for amp in (False, True))
+        return {objective: abs(bf16[objective][0] - fp32[objective][0]) for objective in objectives}
 
-@pytest.fixture(scope="module")
-def memorised(tmp_path_factory) -> Memorised:
+
+def memorised_detector(device: torch.device, state_dir) -> Memorised:
     """A Conditional DETR that memorised the four fixture scenes: 600 training steps on the one batch (at 300 it
     reached only 0.32 mAP on one machine, and its patched mAP moved either way)."""
     images, instances = fixture_scenes()
@@ -259,13 +263,18 @@ def memorised(tmp_path_factory) -> Memorised:
     config = {"model_type": "conditional_detr", "backbone": BACKBONE, "d_model": 32, "encoder_layers": 1,
               "decoder_layers": 1, "encoder_attention_heads": 4, "decoder_attention_heads": 4, "encoder_ffn_dim": 64,
               "decoder_ffn_dim": 64, "num_queries": 4}
-    detector = detector_from_config(config, ["box", "disc"], {"shortest_edge": 64})
+    detector = detector_from_config(config, ["box", "disc"], {"shortest_edge": 64}).to(device)
     targets = [{"class_labels": image.category_ids - 1, "boxes": image.boxes} for image in images]
     optimiser = Optimiser(name="adamw", lr=2e-3, momentum=0.9, weight_decay=0.0, schedule="constant")
     streamed = [StreamedImage(index, f"{index}.jpg", image.pixels, "") for index, image in enumerate(images)]
     fit_detector(detector, streamed, targets, dict, DetectorFitSettings(600, 4, optimiser, 0, 0.0, 0.0, 999),
-                 tmp_path_factory.mktemp("resume"), "fixture", torch.device("cpu"))
-    return Memorised(detector, images, instances, [image.as_float() for image in images])
+                 state_dir, "fixture", device)
+    return Memorised(detector, images, instances, [image.as_float().to(device) for image in images])
+
+
+@pytest.fixture(scope="module")
+def memorised(tmp_path_factory) -> Memorised:
+    return memorised_detector(torch.device("cpu"), tmp_path_factory.mktemp("resume"))
 
 
 def test_patch_attack_lowers_map_on_an_overfitted_fixture_detector(memorised):
@@ -283,11 +292,11 @@ def test_patch_attack_lowers_map_on_an_overfitted_fixture_detector(memorised):
 
 
 def test_the_patch_attack_under_bf16_lowers_map_as_fp32_does(memorised):
-    """bf16 autocast in the attack's forward and backward passes (attack_detr `amp`; the mAP is scored in fp32):
-    the patched mAP and the surviving detections of each objective within TOLERANCE of the fp32 attack's."""
-    fp32, bf16 = (memorised.attacked(("ce", "ce+kq"), amp=amp) for amp in (False, True))
-    for objective in ("ce", "ce+kq"):
-        assert abs(bf16[objective][0] - fp32[objective][0]) <= 0.05, (objective, fp32, bf16)
+    """bf16 autocast in the attack's forward and backward passes: the patched mAP of L_ce and L_ce + L_kq within
+    5 points of the fp32 attack's on four images (measured: 1.2 and 0 points; on the demo detector's 64 images
+    all three objectives within half a point, benchmarks/detr_bf16.py)."""
+    gaps = memorised.bf16_gaps(("ce", "ce+kq"))
+    assert max(gaps.values()) <= 0.05, gaps
 
 
 def test_detector_learning_rate_warms_up_linearly_then_follows_the_cosine():
