@@ -23,7 +23,7 @@ test: $(STAMP)
 	python -m pytest
 
 test-paper: $(STAMP)   # every stage of configs/paper.yaml on CPU, counts shrunk (tests/e2e/test_paper_profile.py)
-	python -m pytest -m paper
+	python -m pytest -m paper -n 0   # one process with every core's threads (one module: workers would not help)
 
 benchmark: $(STAMP)
 	python -m benchmarks.pgd_throughput

@@ -12,20 +12,12 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
-
-import yaml
 
 from benchmarks.common import RESULTS, device, machine, save
+from benchmarks.demo_detr import DETECTOR, DemoDetr
 from pipeline.attacks.detr_patch import DetrPatchAttack, DetrRun
-from pipeline.config import validate_params
-from pipeline.data.coco_detection import label_map, load_detection_split
-from pipeline.evaluation.detection import evaluate_detector
-from pipeline.evaluation.detr_runs import DetrAttackPlan, patch_box_at_original, patch_corner
-from pipeline.models.detr import load_detector
+from pipeline.evaluation.detr_runs import DetrAttackPlan
 
-DATA = Path("data")
-DETECTOR = "scenes_rtdetr"
 # (objective, patch side, steps, optimiser, normalise): the patch sides at the demo's 60 steps, then the demo's
 # 20 px patch with more steps, momentum and without the normalisation
 RUNS = ([(objective, side, 60, "plain", True) for side in (12, 16, 24) for objective in ("ce", "ce+kq", "kq")]
@@ -34,14 +26,10 @@ RUNS = ([(objective, side, 60, "plain", True) for side in (12, 16, 24) for objec
 
 def main() -> None:
     dev = device()
-    params = validate_params(yaml.safe_load(Path("params.yaml").read_text()))
-    cfg, entry = params.attack_detr, params.train_detr[DETECTOR]
-    detector = load_detector(DATA / "train_detr" / DETECTOR / "model", dev)
-    val = load_detection_split(DATA / "download" / entry.dataset, "val", cfg.num_images, params.seed, 1.0)
-    categories = label_map(detector.class_names, val.instances["categories"])
-    inputs = [detector.resize(image.as_float().to(dev)) for image in val.images]
-    ids = [image.image_id for image in val.images]
-    results = {"machine": machine(dev), "detector": DETECTOR, "images": len(ids), "centre": cfg.centre, "runs": []}
+    demo = DemoDetr.load(dev)
+    cfg = demo.cfg
+    results = {"machine": machine(dev), "detector": DETECTOR, "images": len(demo.ids), "centre": cfg.centre,
+               "runs": []}
     previous = RESULTS / "detr_attack_sweep.json"
     if previous.exists():
         results["runs"] = json.loads(previous.read_text())["runs"]
@@ -49,20 +37,18 @@ def main() -> None:
     for objective, side, steps, optimiser, normalise in RUNS:
         if (objective, side, steps, optimiser, normalise) in done:
             continue
-        corner = patch_corner(tuple(cfg.centre), side)
-        boxes = {image.image_id: patch_box_at_original(corner, side, tuple(x.shape[-2:]), image.size)
-                 for image, x in zip(val.images, inputs)}
+        corner, boxes = demo.patch_boxes(side)
         start = time.perf_counter()
-        attack = DetrPatchAttack(detector, steps, cfg.step_size_255 / 255,
+        attack = DetrPatchAttack(demo.detector, steps, cfg.step_size_255 / 255,
                                  cfg.momentum if optimiser == "momentum" else None, cfg.attention_weight, normalise,
                                  cfg.amp)
         planned = DetrRun(side, objective)
-        plan = DetrAttackPlan(attack, [planned], inputs, ids, tuple(cfg.centre), cfg.batch_size, params.seed)
+        plan = DetrAttackPlan(attack, [planned], demo.inputs, demo.ids, tuple(cfg.centre), cfg.batch_size,
+                              demo.params.seed)
         run = plan.run(keep=0, label=planned.label)[planned.label]
-        clean = evaluate_detector(detector, inputs, val.images, val.instances, categories, cfg.batch_size, boxes)[0]
-        patched = evaluate_detector(detector, run.patched(inputs, corner), val.images, val.instances, categories,
-                                    cfg.batch_size, boxes)[0]
-        area = side ** 2 / inputs[0][0].numel()
+        clean = demo.scored(demo.inputs, boxes)[0]
+        patched = demo.scored(run.patched(demo.inputs, corner), boxes)[0]
+        area = side ** 2 / demo.inputs[0][0].numel()
         results["runs"].append({"objective": objective, "patch_px": side, "area_share": area, "steps": steps,
                                 "optimiser": optimiser, "normalise": normalise, "clean_AP": clean["AP"],
                                 "AP": patched["AP"],

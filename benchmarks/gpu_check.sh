@@ -21,7 +21,7 @@ if not torch.cuda.is_available():
 PY
 { nvidia-smi; python -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name())"; } \
   > "$results/gpu_check_machine.txt"
-python -m pytest -m gpu tests/gpu -q -p no:cacheprovider 2>&1 | tee "$results/gpu_check_tests.txt"
+python -m pytest -m gpu tests/gpu -q -p no:cacheprovider -n 0 2>&1 | tee "$results/gpu_check_tests.txt"
 for benchmark in pgd_throughput recipe_epochs resnet18_throughput patch_throughput detr_throughput; do
   python -m "benchmarks.$benchmark"
 done

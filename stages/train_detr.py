@@ -6,6 +6,8 @@
 archives of `data/download/<dataset>` (`coco`, or the demo's `scenes`). Model labels map to the annotation file's categories by name.
 Training images stream from the train archive batch by batch (`loader_workers` processes decode them); the val
 split, evaluated every `eval_every` epochs, is decoded once into memory (5,000 COCO images: ≈ 4.6 GB as uint8).
+Under torchrun the ranks split each global batch and average their gradients; rank 0 evaluates and writes
+(docs/performance.md, "Detector training").
 
 Writes `data/train_detr/<name>/`: model/ (a `save_pretrained` folder with the image processor), metrics.json (the
 12 COCOeval numbers on the validation split, and the epochs trained), plots/ (dvclive curves, and map_minutes.csv:
@@ -23,15 +25,14 @@ from dvclive import Live
 from pipeline.config import DetrModel
 from pipeline.data.coco_detection import (ArchiveImages, DetectionRecord, label_map, load_detection_index,
                                           load_detection_split, training_targets)
-from pipeline.errors import InputError
 from pipeline.evaluation.coco_map import coco_map
 from pipeline.evaluation.detection import predict
 from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.detr import Detector, detector_from_config, detector_from_pretrained, save_detector
+from pipeline.train.data_parallel import DataParallel
 from pipeline.train.detection import DetectorFitSettings, fit_detector
 from pipeline.train.state import fingerprint, library_digest
 from stages.common import DATA, entry_args, log, pick_device, run_stage
-from stages.distributed import world_size
 from stages.live import epoch_logger
 
 EVAL_CHUNK = 256
@@ -51,16 +52,14 @@ def initial_detector(entry: DetrModel, annotated: list[DetectionRecord], categor
 
 def main() -> None:
     name, entry, params = entry_args(__doc__.splitlines()[0], "train_detr")
-    if world_size() > 1:
-        raise InputError("train_detr trains in one process (no data-parallel path yet: docs/performance.md#several-gpus); "
-                         "run it without torchrun")
     device = pick_device(params.accelerator)
+    ranks = DataParallel.from_environment(device)
     out = DATA / "train_detr" / name
     archives = DATA / "download" / entry.dataset
     train = load_detection_index(archives, "train", entry.max_images.train, params.seed) if entry.epochs else None
     val = load_detection_split(archives, "val", entry.max_images.val, params.seed, params.prepare.max_corrupt_share)
-    detector = initial_detector(entry, train.records if train else val.images, val.instances["categories"],
-                                params.seed).to(device)
+    detector = ranks.prepare(initial_detector(entry, train.records if train else val.images,
+                                              val.instances["categories"], params.seed).to(device))
     try:
         category_of_label = label_map(detector.class_names, val.instances["categories"])
     except ValueError as exc:
@@ -89,10 +88,13 @@ def main() -> None:
                                        params.prepare.max_corrupt_share)
         identity = fingerprint(library_digest(), Path(__file__).read_text(), params.seed, entry.model_dump(),
                                (archives / "source.json").read_text(), [record.image_id for record in train.records])
-        live = Live(str(out), dvcyaml=False, save_dvc_exp=False)
+        live = Live(str(out), dvcyaml=False, save_dvc_exp=False) if ranks.writes else None
         history = fit_detector(detector, ArchiveImages(train), targets, evaluate, settings, out / "resume", identity,
-                               device, epoch_logger(live))
-        live.end()
+                               device, epoch_logger(live) if live else lambda metrics: None, ranks)
+        if live:
+            live.end()
+    if not ranks.writes:
+        return
     detector.eval()
     metrics = {"epochs": entry.epochs, "val_images": len(val.images), **(history[-1] if history else evaluate())}
     save_detector(out / "model", detector)

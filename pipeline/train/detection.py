@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pipeline.config import Optimiser
 from pipeline.data.coco_detection import StreamedImage, readable_images
 from pipeline.data.images import SkipLog
+from pipeline.errors import InputError
 from pipeline.models.detr import Detector
+from pipeline.train.data_parallel import ONE_PROCESS, DataParallel
 from pipeline.train.optim import build_optimizer, learning_rate, set_learning_rate
 from pipeline.train.state import ResumeState, epoch_seed, load_state, save_state
 
@@ -59,22 +62,30 @@ def flipped(image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
 
 
 def train_epoch(detector: Detector, images: Dataset, targets: list[dict], optimizer: torch.optim.Optimizer,
-                settings: DetectorFitSettings, epoch: int, device: torch.device, skips: SkipLog) -> dict:
+                settings: DetectorFitSettings, epoch: int, device: torch.device, skips: SkipLog,
+                ranks: DataParallel = ONE_PROCESS) -> dict:
     """One pass over `images` (StreamedImage items, uint8 at the original size, read by settings.loader_workers
-    processes; resized to the working size on `device`) with the model's own loss; mean loss terms."""
+    processes; resized to the working size on `device`) with the model's own loss; mean loss terms. Under
+    data-parallel `ranks`, rank r trains on every W-th image of each global batch from position r."""
     detector.train()
     generator = torch.Generator().manual_seed(epoch_seed(settings.seed, epoch))
     order = torch.randperm(len(images), generator=generator).tolist()
     flips = (torch.rand(len(images), generator=generator) < settings.hflip).tolist()
     batches = [order[i:i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
-    loader = DataLoader(images, batch_sampler=batches, collate_fn=list, num_workers=settings.loader_workers,
-                        pin_memory=device.type == "cuda", generator=torch.Generator())   # leaves the global RNG alone
+    if ranks.world > 1:              # every rank needs an image of each batch: its BatchNorm layers meet the others'
+        batches = [batch for batch in batches if len(batch) >= ranks.world]
+    loader = DataLoader(images, batch_sampler=[batch[ranks.rank::ranks.world] for batch in batches], collate_fn=list,
+                        num_workers=settings.loader_workers, pin_memory=device.type == "cuda",
+                        generator=torch.Generator())                           # leaves the global RNG alone
     totals: dict[str, torch.Tensor] = {}
     trained = 0
     for step, batch in enumerate(tqdm(loader, total=len(batches), desc=f"epoch {epoch + 1}", leave=False)):
         set_learning_rate(optimizer, step_learning_rate(settings, epoch * len(batches) + step,
                                                         len(batches) * settings.epochs))
         batch = readable_images(batch, skips, len(images), settings.max_corrupt_share)
+        if not batch and ranks.world > 1:
+            raise InputError(f"rank {ranks.rank}: every image of its share of batch {step + 1} is unreadable "
+                             f"(see the skipped images above); the ranks cannot step together")
         if not batch:
             continue
         pairs = [working_pair(detector, image, targets[image.position], flips[image.position], device)
@@ -83,6 +94,9 @@ def train_epoch(detector: Detector, images: Dataset, targets: list[dict], optimi
         outputs = detector(pixels, mask, [target for _, target in pairs])
         optimizer.zero_grad(set_to_none=True)
         outputs.loss.backward()
+        if ranks.world > 1:
+            zero_missing_gradients(detector)
+            ranks.average_gradients(detector)
         if settings.clip_norm:
             torch.nn.utils.clip_grad_norm_(detector.parameters(), settings.clip_norm)
         optimizer.step()
@@ -90,7 +104,18 @@ def train_epoch(detector: Detector, images: Dataset, targets: list[dict], optimi
         for name, value in terms.items():
             totals[name] = totals.get(name, 0) + value.detach().double() * len(batch)
         trained += len(batch)
-    return {f"train_{name}": (total / trained).item() for name, total in totals.items()}
+    names = sorted(totals)
+    summed = ranks.total(torch.stack([*(totals[name] for name in names),
+                                      torch.tensor(trained, dtype=torch.float64, device=device)]))
+    return {f"train_{name}": (total / summed[-1]).item() for name, total in zip(names, summed)}
+
+
+def zero_missing_gradients(model: nn.Module) -> None:
+    """A zero gradient for every trainable parameter this rank's images did not reach (RT-DETR's denoising
+    embedding when its images hold no box), so every rank all-reduces the same tensors."""
+    for parameter in model.parameters():
+        if parameter.requires_grad and parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
 
 
 def working_pair(detector: Detector, image: StreamedImage, target: dict, flip: bool,
@@ -104,30 +129,39 @@ def working_pair(detector: Detector, image: StreamedImage, target: dict, flip: b
 
 def fit_detector(detector: Detector, images: Dataset, targets: list[dict], evaluate: Callable[[], dict],
                  settings: DetectorFitSettings, state_dir: Path, fingerprint: str, device: torch.device,
-                 on_epoch_end: Callable[[dict], None] = lambda metrics: None) -> list[dict]:
-    """Train on `images` (StreamedImage items; `targets` in the same order) for settings.epochs, resuming from `state_dir` when it holds a state of this `fingerprint`;
-    `evaluate()` (validation metrics) runs every `eval_every` epochs and after the last. Returns every epoch's
-    metrics (resumed ones included), each with `train_minutes`, the training wall time up to that epoch."""
+                 on_epoch_end: Callable[[dict], None] = lambda metrics: None,
+                 ranks: DataParallel = ONE_PROCESS) -> list[dict]:
+    """Train on `images` (StreamedImage items; `targets` in the same order) for settings.epochs, resuming from
+    `state_dir` when it holds a state of this `fingerprint`; `evaluate()` (validation metrics) runs every
+    `eval_every` epochs and after the last. Returns every epoch's metrics (resumed ones included), each with
+    `train_minutes`, the training wall time up to that epoch.
+
+    `ranks`: data-parallel training (`detector` already `ranks.prepare`d: BatchNorm statistics over the global
+    batch); gradients are averaged over the ranks before clipping, and rank 0 alone evaluates, writes the state and
+    calls `on_epoch_end` (the others' history lacks the validation metrics)."""
     optimizer = build_optimizer(detector, settings.optimiser)
     state = load_state(state_dir, detector, optimizer, fingerprint) or ResumeState(0, [], fingerprint)
     if state.epoch:
         log.info("resuming after epoch %d of %d from %s", state.epoch, settings.epochs, state_dir)
-        for metrics in state.history:
+        for metrics in state.history if ranks.writes else ():
             on_epoch_end(metrics)
     minutes = state.history[-1]["train_minutes"] if state.history else 0.0
     skips = SkipLog("detector training")
     for epoch in range(state.epoch, settings.epochs):
         torch.manual_seed(epoch_seed(settings.seed, epoch))
         start = time.perf_counter()
-        metrics = {"epoch": epoch + 1, **train_epoch(detector, images, targets, optimizer, settings, epoch, device, skips)}
+        metrics = {"epoch": epoch + 1,
+                   **train_epoch(detector, images, targets, optimizer, settings, epoch, device, skips, ranks)}
         minutes += (time.perf_counter() - start) / 60
         metrics["train_minutes"] = minutes            # training wall time so far, evaluation left out
-        if (epoch + 1) % settings.eval_every == 0 or epoch + 1 == settings.epochs:
+        if ranks.writes and ((epoch + 1) % settings.eval_every == 0 or epoch + 1 == settings.epochs):
             detector.eval()
             metrics.update(evaluate())
+        state = ResumeState(epoch + 1, [*state.history, metrics], fingerprint)
+        if not ranks.writes:
+            continue
         log.info("epoch %d/%d: %s", epoch + 1, settings.epochs,
                  ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "epoch"))
-        state = ResumeState(epoch + 1, [*state.history, metrics], fingerprint)
         save_state(state_dir, detector, optimizer, state)
         on_epoch_end(metrics)
     detector.eval()

@@ -1,6 +1,7 @@
 """On a CUDA GPU (marker `gpu`, skipped without one; `benchmarks/gpu_check.sh` runs them): what the CPU suite checks
 that a GPU could break: a resumed training equals the uninterrupted one under the deterministic settings
-`stages.common.pick_device` makes, and bf16 autocast leaves robust accuracy within one point of fp32."""
+`stages.common.pick_device` makes, and bf16 autocast leaves robust accuracy within one point of fp32 (and a
+memorised detector's patched mAP within five)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 
 from pipeline.attacks.patch import PatchAttack, PatchPlacement
 from stages.common import configure_cuda
+from tests.unit.test_detr import memorised_detector
 from tests.unit.test_training import Interrupted, same_weights, splits, train  # noqa: F401  (splits: a fixture)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -54,3 +56,10 @@ def test_bf16_patch_attack_within_one_point_of_fp32(size):
         attack = PatchAttack(model, placement, steps=10, objective="ce+kq_cls", momentum=0.9, amp=amp)
         robust[amp] = 1 - attack(images, labels, cells).success.float().mean().item()
     assert abs(robust[True] - robust[False]) <= 0.01, robust
+
+
+def test_bf16_detr_patch_attack_within_five_points_of_fp32(tmp_path):
+    """The memorised Conditional DETR of tests/unit/test_detr.py, trained and attacked on the GPU: the patched mAP
+    of L_ce and L_ce + L_kq under bf16 autocast within 5 points of fp32's, as on the CPU."""
+    gaps = memorised_detector(CUDA, tmp_path).bf16_gaps(("ce", "ce+kq"))
+    assert max(gaps.values()) <= 0.05, gaps
