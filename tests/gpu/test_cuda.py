@@ -1,7 +1,7 @@
 """On a CUDA GPU (marker `gpu`, skipped without one; `benchmarks/gpu_check.sh` runs them): what the CPU suite checks
 that a GPU could break: a resumed training equals the uninterrupted one under the deterministic settings
 `stages.common.pick_device` makes, and bf16 autocast leaves robust accuracy within one point of fp32 (and a
-memorised detector's patched mAP within five)."""
+memorised detector's patched mAP within ten points)."""
 
 from __future__ import annotations
 
@@ -58,8 +58,7 @@ def test_bf16_patch_attack_within_one_point_of_fp32(size):
     assert abs(robust[True] - robust[False]) <= 0.01, robust
 
 
-def test_bf16_detr_patch_attack_within_five_points_of_fp32(tmp_path):
-    """The memorised Conditional DETR of tests/unit/test_detr.py, trained and attacked on the GPU: the patched mAP
-    of L_ce and L_ce + L_kq under bf16 autocast within 5 points of fp32's, as on the CPU."""
-    gaps = memorised_detector(CUDA, tmp_path).bf16_gaps(("ce", "ce+kq"))
-    assert max(gaps.values()) <= 0.05, gaps
+def test_bf16_detr_patch_attack_lowers_map_as_fp32_does(tmp_path):
+    """The memorised Conditional DETR of tests/unit/test_detr.py, trained and attacked on the GPU: the CPU suite's
+    bf16 check (Memorised.check_bf16)."""
+    memorised_detector(CUDA, tmp_path).check_bf16()
