@@ -87,11 +87,13 @@ def interrupted_then_resumed(project, stage: str, name: str, progress) -> str:
     return log
 
 
+TWO_RANKS = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]   # gloo on CPU
+
+
 def on_two_ranks(project, stage: str, name: str, progress) -> str:
     """Run `stage name` in `project` under torchrun with two CPU processes (gloo), each with the thread count one
     process has (so each attack run computes what it computes alone); rank 0's log."""
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    log = run([*torchrun, "-m", f"stages.{stage}", name], project, ATTNROBUST_DEVICE="cpu",
+    log = run([*TWO_RANKS, "-m", f"stages.{stage}", name], project, ATTNROBUST_DEVICE="cpu",
               OMP_NUM_THREADS=str(torch.get_num_threads())).stderr
     assert re.search(r"rank 0 of 2: \d+ of \d+ attack run", log) and re.search(r"rank 1 of 2: [1-9]", log), log
     assert not progress.exists()

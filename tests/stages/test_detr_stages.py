@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from pipeline.data.coco_detection import label_map, load_detection_split
 from pipeline.models.detr import load_detector
-from tests.helpers import interrupted_then_resumed, on_two_ranks, project_with_data, run
+from tests.helpers import TWO_RANKS, interrupted_then_resumed, on_two_ranks, project_with_data, run
 
 CPU = torch.device("cpu")
 STATS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR10", "AR100", "AR_small", "AR_medium",
@@ -184,6 +184,25 @@ def test_training_images_decoded_by_loader_workers_give_the_same_detector(attack
     for metrics in (produced_metrics, reference_metrics):
         metrics.pop("train_minutes")                                         # wall time
     assert produced_metrics == reference_metrics
+
+
+def test_train_detr_on_two_torchrun_ranks_writes_one_detector(attacked, detr_params, tmp_path):
+    """train_detr under torchrun, two gloo ranks with half of every global batch each: rank 0 alone logs each epoch
+    and writes; the detector reloads with the state-dict keys of one process's, and its metrics hold
+    every COCOeval number. (Its weights are not one process's: RT-DETR's denoising queries depend on the rank's
+    batch; tests/unit/test_detr_data_parallel.py checks the equivalence where the loss allows it.)"""
+    name, entry = next(iter(detr_params["train_detr"].items()))
+    project = project_with_data(tmp_path, attacked, f"download/{entry['dataset']}")
+    log = run([*TWO_RANKS, "-m", "stages.train_detr", name], project, ATTNROBUST_DEVICE="cpu",
+              OMP_NUM_THREADS="1").stderr
+    epochs = entry["epochs"]
+    assert [log.count(f"epoch {epoch}/{epochs}: ") for epoch in range(1, epochs + 1)] == [1] * epochs, log
+    metrics = json.loads((project / "data/train_detr" / name / "metrics.json").read_text())
+    assert metrics["epochs"] == epochs and {f"val_{k}" for k in STATS} <= set(metrics)
+    trained, alone = (load_detector(folder / "data/train_detr" / name / "model", CPU) for folder in (project, attacked))
+    assert trained.state_dict().keys() == alone.state_dict().keys()
+    assert all(torch.isfinite(value).all() for value in trained.state_dict().values() if value.is_floating_point())
+    assert not all(torch.equal(trained.state_dict()[k], v) for k, v in alone.state_dict().items())
 
 
 @pytest.mark.parametrize("how", [interrupted_then_resumed, on_two_ranks], ids=["killed", "torchrun"])
