@@ -12,10 +12,11 @@ import time
 
 from benchmarks.common import device, machine, save, synchronize
 from benchmarks.demo_detr import DETECTOR, DemoDetr
-from pipeline.attacks.detr_patch import DetrPatchAttack, DetrRun
+from pipeline.attacks.detr_patch import DetrRun
 from pipeline.evaluation.coco_map import per_image_ap
 from pipeline.evaluation.detr_runs import DetrAttackPlan
 from pipeline.evaluation.intervals import paired_bootstrap
+from stages.attack_detr import attack_of
 
 
 def main() -> None:
@@ -26,9 +27,7 @@ def main() -> None:
                if objective != "random"]
     scored, seconds = {}, {}
     for precision in ("fp32", "bf16"):
-        attack = DetrPatchAttack(demo.detector, cfg.steps, cfg.step_size_255 / 255,
-                                 cfg.momentum if cfg.optimiser == "momentum" else None, cfg.attention_weight,
-                                 cfg.normalise, amp=precision == "bf16")
+        attack = attack_of(demo.detector, cfg.model_copy(update={"amp": precision == "bf16", "map_at_steps": []}))
         plan = DetrAttackPlan(attack, planned, demo.inputs, demo.ids, tuple(cfg.centre), cfg.batch_size,
                               demo.params.seed)
         synchronize(dev)
