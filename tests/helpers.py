@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,6 +99,21 @@ def on_two_ranks(project, stage: str, name: str, progress) -> str:
     assert re.search(r"rank 0 of 2: \d+ of \d+ attack run", log) and re.search(r"rank 1 of 2: [1-9]", log), log
     assert not progress.exists()
     return log
+
+
+def trained_on_two_ranks(project, stage: str, name: str, epochs: int) -> None:
+    """Run the training `stage name` in `project` under torchrun with two CPU processes (gloo) of one thread each;
+    checks that rank 0 alone logged each of the `epochs` epochs."""
+    log = run([*TWO_RANKS, "-m", f"stages.{stage}", name], project, ATTNROBUST_DEVICE="cpu", OMP_NUM_THREADS="1").stderr
+    assert [log.count(f"epoch {epoch}/{epochs}: ") for epoch in range(1, epochs + 1)] == [1] * epochs, log
+
+
+def assert_close_weights(produced: Path, reference: Path) -> None:
+    """The safetensors files hold the same tensors within float rounding (rtol 1e-4, atol 1e-5)."""
+    mine, theirs = load_file(str(produced)), load_file(str(reference))
+    assert mine.keys() == theirs.keys()
+    for key, value in theirs.items():
+        assert torch.allclose(mine[key].to(value.dtype), value, rtol=1e-4, atol=1e-5), f"{produced}: {key}"
 
 
 @contextlib.contextmanager

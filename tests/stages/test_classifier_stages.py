@@ -16,7 +16,8 @@ from pipeline.data.holdout import holdout_indices
 from pipeline.evaluation.accuracy import correct_flags
 from pipeline.evaluation.intervals import wilson_interval
 from pipeline.models.checkpoint import load_classifier
-from tests.helpers import interrupted_then_resumed, on_two_ranks, project_with_data, run
+from tests.helpers import (assert_close_weights, interrupted_then_resumed, on_two_ranks, project_with_data, run,
+                           trained_on_two_ranks)
 
 NAMES = ("gtsrb_natural_foreground", "coco_ic_madry_none")
 
@@ -249,3 +250,20 @@ def test_a_resumed_or_torchrun_attack_writes_what_one_uninterrupted_process_writ
     how(project, "attack_classifier", name, out / ".progress")
     for file in ("per_sample.csv", "metrics.json"):
         assert (out / file).read_bytes() == (trained / "data/attack_classifier" / name / file).read_bytes(), file
+
+
+def test_two_torchrun_ranks_train_the_classifier_one_process_trains(trained, tmp_path):
+    """train_classifier under torchrun, two gloo ranks with half of every global batch each (Madry: PGD from each
+    sample's own start, BatchNorm over the global batch): rank 0 alone logs and writes, and the weights, checkpoints
+    and metrics are those of one process (the `trained` fixture's) within float rounding."""
+    name = "coco_ic_madry_none"
+    project = project_with_data(tmp_path, trained, "prepare")
+    trained_on_two_ranks(project, "train_classifier", name, params(trained)["classifiers"][name]["epochs"])
+    produced, reference = (folder / "data/train_classifier" / name for folder in (project, trained))
+    assert_close_weights(produced / "model.safetensors", reference / "model.safetensors")
+    saved = sorted(path.name for path in (reference / "checkpoints").iterdir())
+    assert sorted(path.name for path in (produced / "checkpoints").iterdir()) == saved
+    for checkpoint in saved:
+        assert_close_weights(produced / "checkpoints" / checkpoint, reference / "checkpoints" / checkpoint)
+    mine, theirs = (json.loads((folder / "metrics.json").read_text()) for folder in (produced, reference))
+    assert mine == pytest.approx(theirs, abs=1e-4)

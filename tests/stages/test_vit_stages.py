@@ -16,7 +16,8 @@ from pipeline.data.dataset import SampleTensors, seeded_subset
 from pipeline.evaluation.intervals import wilson_interval
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.vit import load_vit
-from tests.helpers import interrupted_then_resumed, on_two_ranks, project_with_data, run
+from tests.helpers import (assert_close_weights, interrupted_then_resumed, on_two_ranks, project_with_data, run,
+                           trained_on_two_ranks)
 
 CPU = torch.device("cpu")
 
@@ -147,3 +148,16 @@ def test_a_resumed_or_torchrun_patch_attack_writes_the_same_outputs(attacked, vi
     how(project, "attack_vit", name, out / ".progress")
     for file in ("per_sample.csv", "metrics.json", "patches.safetensors"):
         assert (out / file).read_bytes() == (attacked / "data/attack_vit" / name / file).read_bytes(), file
+
+
+def test_two_torchrun_ranks_train_the_vit_one_process_trains(attacked, vit_params, tmp_path):
+    """train_vit under torchrun, two gloo ranks with half of every global batch each (augmented): rank 0 alone logs
+    and writes a model folder whose weights and metrics are one process's (the `attacked` fixture's) within float
+    rounding."""
+    name, entry = next(iter(vit_params["train_vit"].items()))
+    project = project_with_data(tmp_path, attacked, "prepare")
+    trained_on_two_ranks(project, "train_vit", name, entry["epochs"])
+    produced, reference = (folder / "data/train_vit" / name for folder in (project, attacked))
+    assert_close_weights(produced / "model/model.safetensors", reference / "model/model.safetensors")
+    mine, theirs = (json.loads((folder / "metrics.json").read_text()) for folder in (produced, reference))
+    assert mine == pytest.approx(theirs, abs=1e-4)
