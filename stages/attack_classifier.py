@@ -24,7 +24,7 @@ from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.forward import model_logits
 from stages.common import DATA, entry_args, evaluated_model, log, pick_device, run_stage
-from stages.distributed import share_runs
+from stages.distributed import share_units
 from stages.progress import run_store
 
 
@@ -101,7 +101,7 @@ def main() -> None:
     runner = SuiteRunner(evaluation, planned, store)
     runs = {runner.run_key(spec, eps): (functools.partial(runner.success, spec, eps), run_cost(spec))
             for spec, eps in sorted(planned, key=lambda run: run_cost(run[0]))}     # a family's longest run last
-    if not share_runs(runs):
+    if not share_units(runs):
         return
 
     metrics: dict = {"num_images": len(samples), "clean": accuracy_summary(runner.clean_correct)}

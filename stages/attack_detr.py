@@ -43,7 +43,7 @@ from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.checkpoint import save_tensors
 from pipeline.models.detr import Detector, load_detector
 from stages.common import DATA, entry_args, log, pick_device, run_stage
-from stages.distributed import share_runs
+from stages.distributed import share_units
 from stages.progress import run_store
 
 SHOWN_SCORE = 0.5          # detections drawn in the figures: score at least this
@@ -106,7 +106,7 @@ def main() -> None:
         """The batch's result from the store, or computed and stored."""
         return store.computed(f"batch {batch}", DetrBatchResult, device, functools.partial(plan.attack_batch, batch))
 
-    if not share_runs({f"batch {k}": (functools.partial(attacked, k), plan.cost(k)) for k in range(len(plan.batches))}):
+    if not share_units({f"batch {k}": (functools.partial(attacked, k), plan.cost(k)) for k in range(len(plan.batches))}):
         return
     attacked_runs = plan.assemble([attacked(k) for k in tqdm(range(len(plan.batches)), desc=f"{name}: attack batches")],
                                   cfg.grid_images)

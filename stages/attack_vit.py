@@ -35,7 +35,7 @@ from pipeline.models.checkpoint import load_classifier, save_tensors
 from pipeline.models.forward import model_logits
 from pipeline.models.vit import load_vit
 from stages.common import DATA, entry_args, log, pick_device, run_stage
-from stages.distributed import share_runs
+from stages.distributed import share_units
 from stages.progress import run_store
 
 
@@ -119,7 +119,7 @@ def main() -> None:
         return store.computed("/".join(run), RunResult, device, compute)
 
     runs = planned_runs(cfg, target)
-    if not share_runs({"/".join(run): (functools.partial(attacked, run), 1.0) for run in runs}):
+    if not share_units({"/".join(run): (functools.partial(attacked, run), 1.0) for run in runs}):
         return
     for run in runs:
         placement, optimiser, objective = run

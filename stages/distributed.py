@@ -1,11 +1,13 @@
-"""Several processes under torchrun (issue 20 §3): an attack stage splits its attack runs over the ranks.
+"""Several processes under torchrun (issue 20 §3): an attack stage splits its units of work over the ranks.
 
 `torchrun --nproc_per_node N -m stages.attack_classifier <name>` (likewise attack_vit, attack_detr): every rank
-builds the same list of attack runs, computes its share (every N-th, longest first) into the stage's run store
+builds the same list of units, computes its share (every N-th, costliest first) into the stage's run store
 (stages/progress.py) and waits for the others; rank 0 then writes the outputs as one process does, reading every
-run from the store. A run seeds its own generator and attacks the same batches as in one process, so the outputs
-are the same bytes (tests/stages: 2 CPU processes). The unit is the attack run, not the image: a run's batches stay
-whole, which keeps the outputs exact, and a stage has more runs (12-40 at paper scale) than a node has GPUs.
+unit from the store. attack_classifier's and attack_vit's unit is an attack run (one attack, or objective ×
+optimiser × placement, over all images: its batches stay whole); attack_detr's is one batch of (image, patch side ×
+objective) items (pipeline/evaluation/detr_runs.py). A unit seeds its own generator and attacks the batches of one
+process, so the outputs are the same bytes (tests/stages: 2 CPU processes), and a stage has more units (12-40 runs,
+hundreds of DETR batches at paper scale) than a node has GPUs.
 
 Without torchrun (no WORLD_SIZE) every helper here is a no-op. The ranks meet through torch.distributed's gloo
 backend (a barrier, no tensors), so the same code waits on CPU and GPU machines.
@@ -57,16 +59,17 @@ def rank_zero_first(make: Callable[[], Made]) -> Made:
     return made if rank() == 0 else make()
 
 
-def share_runs(runs: dict[str, tuple[Callable[[], object], float]]) -> bool:
-    """`runs`: name -> (compute the run and store it, its relative cost). Under torchrun this rank computes its share
-    and waits for every rank; True where the caller goes on to write the outputs (rank 0, or a single process)."""
+def share_units(units: dict[str, tuple[Callable[[], object], float]]) -> bool:
+    """`units`: name -> (compute the unit and store it, its relative cost). Under torchrun this rank computes its
+    share and waits for every rank; True where the caller goes on to write the outputs (rank 0, or a single
+    process)."""
     if world_size() == 1:
         return True
-    ordered = sorted(runs, key=lambda name: -runs[name][1])
+    ordered = sorted(units, key=lambda name: -units[name][1])
     mine = ordered[rank()::world_size()]
-    log.info("rank %d of %d: %d of %d attack run(s)", rank(), world_size(), len(mine), len(runs))
+    log.info("rank %d of %d: %d of %d attack unit(s)", rank(), world_size(), len(mine), len(units))
     for name in mine:
-        runs[name][0]()
+        units[name][0]()
     _barrier()
     dist.destroy_process_group()
     return rank() == 0

@@ -3,11 +3,12 @@
 
 `init: pretrained` loads a hub checkpoint (facebook/detr-resnet-50, -101) or local folder, used as it is with epochs
 0, else fine-tuned; `init: config` builds a small DETR / Conditional DETR and trains it from scratch on the COCO
-archives of `data/download/<dataset>` (`coco`, or the demo's `scenes`). Model labels map to the annotation file's categories by name.
+archives of `data/download/<dataset>` (`coco`, or the demo's `scenes`), its classes the train split's annotated
+categories. Model labels map to the val annotation file's categories by name.
 Training images stream from the train archive batch by batch (`loader_workers` processes decode them); the val
 split, evaluated every `eval_every` epochs, is decoded once into memory (5,000 COCO images: ≈ 4.6 GB as uint8).
-Under torchrun the ranks split each global batch and average their gradients; rank 0 evaluates and writes
-(docs/performance.md, "Detector training").
+Under torchrun the ranks split each global batch and average their gradients, each rank predicts every W-th val
+batch, and rank 0 scores the gathered detections and writes (docs/performance.md, "Detector training").
 
 Writes `data/train_detr/<name>/`: model/ (a `save_pretrained` folder with the image processor), metrics.json (the
 12 COCOeval numbers on the validation split, and the epochs trained), plots/ (dvclive curves, and map_minutes.csv:
@@ -23,10 +24,10 @@ import torch
 from dvclive import Live
 
 from pipeline.config import DetrModel
-from pipeline.data.coco_detection import (ArchiveImages, DetectionRecord, label_map, load_detection_index,
-                                          load_detection_split, training_targets)
+from pipeline.data.coco_detection import (ArchiveImages, label_map, load_detection_index, load_detection_split,
+                                          training_targets)
 from pipeline.evaluation.coco_map import coco_map
-from pipeline.evaluation.detection import predict
+from pipeline.evaluation.detection import predict_split
 from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.detr import Detector, detector_from_config, detector_from_pretrained, save_detector
 from pipeline.train.data_parallel import DataParallel
@@ -35,16 +36,11 @@ from pipeline.train.state import fingerprint, library_digest
 from stages.common import DATA, entry_args, log, pick_device, run_stage
 from stages.live import epoch_logger
 
-EVAL_CHUNK = 256
-
-
-def initial_detector(entry: DetrModel, annotated: list[DetectionRecord], categories: list[dict],
-                     seed: int) -> Detector:
-    """The detector before training; from a config, its classes are the categories annotated on `annotated`."""
+def initial_detector(entry: DetrModel, categories: list[dict], used: set[int], seed: int) -> Detector:
+    """The detector before training; from a config, its classes are the `categories` whose ids are in `used`."""
     if entry.init == "pretrained":
         log.info("loading %s (HF_HUB_OFFLINE and the Hugging Face cache apply)", entry.pretrained)
         return detector_from_pretrained(entry.pretrained)
-    used = {int(c) for image in annotated for c in image.category_ids}
     class_names = [c["name"] for c in sorted(categories, key=lambda c: c["id"]) if c["id"] in used]
     torch.manual_seed(seed)
     return detector_from_config(entry.config, class_names, entry.image_size.model_dump(exclude_none=True))
@@ -58,8 +54,10 @@ def main() -> None:
     archives = DATA / "download" / entry.dataset
     train = load_detection_index(archives, "train", entry.max_images.train, params.seed) if entry.epochs else None
     val = load_detection_split(archives, "val", entry.max_images.val, params.seed, params.prepare.max_corrupt_share)
-    detector = ranks.prepare(initial_detector(entry, train.records if train else val.images,
-                                              val.instances["categories"], params.seed).to(device))
+    annotated = train.records if train else val.images          # a config-built detector's classes: train's
+    used = {int(c) for item in annotated for c in item.category_ids}
+    categories = (train.instances if train else val.instances)["categories"]
+    detector = ranks.prepare(initial_detector(entry, categories, used, params.seed).to(device))
     try:
         category_of_label = label_map(detector.class_names, val.instances["categories"])
     except ValueError as exc:
@@ -69,13 +67,15 @@ def main() -> None:
              len(detector.class_names), detector.size)
 
     def evaluate() -> dict:
-        """The 12 COCOeval numbers on the val split, resized EVAL_CHUNK images at a time (5000 at 800 px would not
-        fit in memory at once)."""
-        results = []
-        for start in range(0, len(val.images), EVAL_CHUNK):
-            part = val.images[start:start + EVAL_CHUNK]
-            inputs = [detector.resize(image.as_float().to(device)) for image in part]
-            results += predict(detector, inputs, part, category_of_label, entry.batch_size)
+        """The 12 COCOeval numbers on the val split on rank 0 (every rank predicts its share of the batches), {} on
+        the other ranks."""
+        results = ranks.gather(predict_split(detector, val.images, category_of_label, entry.batch_size, device,
+                                             ranks.rank, ranks.world))
+        if results is None:
+            return {}
+        results.sort(key=lambda result: result["image_id"])        # one process's order (predict's)
+        log.info("val: %d detections on %d images, predicted by %d rank(s)", len(results), len(val.images),
+                 ranks.world)
         stats = coco_map(val.instances, results, [image.image_id for image in val.images])
         return {f"val_{key}": value for key, value in stats.items()}
 
@@ -93,10 +93,11 @@ def main() -> None:
                                device, epoch_logger(live) if live else lambda metrics: None, ranks)
         if live:
             live.end()
+    detector.eval()
+    scores = history[-1] if history else evaluate()
     if not ranks.writes:
         return
-    detector.eval()
-    metrics = {"epochs": entry.epochs, "val_images": len(val.images), **(history[-1] if history else evaluate())}
+    metrics = {"epochs": entry.epochs, "val_images": len(val.images), **scores}
     save_detector(out / "model", detector)
     write_json(out / "metrics.json", metrics)
     write_bytes(out / "plots" / "map_minutes.csv", csv_bytes(

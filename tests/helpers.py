@@ -83,7 +83,7 @@ def interrupted_then_resumed(project, stage: str, name: str, progress) -> str:
     process.wait()
     assert list(progress.glob("*.json")), "the stage finished or failed before its first unit was stored"
     log = run([sys.executable, "-m", f"stages.{stage}", name], project).stderr
-    assert re.search(r"resuming: [1-9]\d* finished attack run", log), log
+    assert re.search(r"resuming: [1-9]\d* finished attack unit", log), log
     assert not progress.exists()                       # a finished stage removes its store
     return log
 
@@ -96,16 +96,17 @@ def on_two_ranks(project, stage: str, name: str, progress) -> str:
     process has (so each attack run computes what it computes alone); rank 0's log."""
     log = run([*TWO_RANKS, "-m", f"stages.{stage}", name], project, ATTNROBUST_DEVICE="cpu",
               OMP_NUM_THREADS=str(torch.get_num_threads())).stderr
-    assert re.search(r"rank 0 of 2: \d+ of \d+ attack run", log) and re.search(r"rank 1 of 2: [1-9]", log), log
+    assert re.search(r"rank 0 of 2: \d+ of \d+ attack unit", log) and re.search(r"rank 1 of 2: [1-9]", log), log
     assert not progress.exists()
     return log
 
 
-def trained_on_two_ranks(project, stage: str, name: str, epochs: int) -> None:
+def trained_on_two_ranks(project, stage: str, name: str, epochs: int) -> str:
     """Run the training `stage name` in `project` under torchrun with two CPU processes (gloo) of one thread each;
-    checks that rank 0 alone logged each of the `epochs` epochs."""
+    checks that rank 0 alone logged each of the `epochs` epochs. The log."""
     log = run([*TWO_RANKS, "-m", f"stages.{stage}", name], project, ATTNROBUST_DEVICE="cpu", OMP_NUM_THREADS="1").stderr
     assert [log.count(f"epoch {epoch}/{epochs}: ") for epoch in range(1, epochs + 1)] == [1] * epochs, log
+    return log
 
 
 def assert_close_weights(produced: Path, reference: Path) -> None:

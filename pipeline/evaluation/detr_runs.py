@@ -123,7 +123,7 @@ class DetrAttackPlan:
         for optimised in (True, False):
             items = [(i, run) for i in range(len(inputs)) for run in runs if run.optimised == optimised]
             self.batches += [[items[k] for k in batch]
-                             for batch in same_size_batches([inputs[i] for i, _ in items], batch_size)]
+                             for batch in same_size_batches([inputs[i].shape[-2:] for i, _ in items], batch_size)]
 
     def cost(self, batch: int) -> float:
         """The batch's relative cost: its items times the iterations they run."""

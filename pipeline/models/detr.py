@@ -132,13 +132,13 @@ class Detector(nn.Module):
         return valid.bool()
 
 
-def same_size_batches(images: list[torch.Tensor], batch_size: int) -> list[list[int]]:
-    """Indices of `images` in batches of at most `batch_size` images of one size each (in order of first appearance):
-    a batch then needs no padding, and DETR (whose convolutions see the padding) gives every image exactly what it
-    gives it alone."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for index, image in enumerate(images):
-        groups.setdefault(tuple(image.shape[-2:]), []).append(index)
+def same_size_batches(sizes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Indices of images of (h, w) `sizes` in batches of at most `batch_size` images of one size each (in order of
+    first appearance): a batch then needs no padding, and DETR (whose convolutions see the padding) gives every
+    image exactly what it gives it alone."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, size in enumerate(sizes):
+        groups.setdefault(tuple(size), []).append(index)
     return [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
 
 

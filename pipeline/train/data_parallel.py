@@ -71,6 +71,15 @@ class DataParallel:
             dist.all_reduce(values)
         return values
 
+    def gather(self, items: list) -> list | None:
+        """Every rank's `items` joined in rank order on rank 0, None on the others (small Python objects such as COCO
+        results, pickled between these processes only)."""
+        if self.world == 1:
+            return items
+        parts = [None] * self.world if self.writes else None
+        dist.gather_object(items, parts)
+        return [item for part in parts for item in part] if self.writes else None
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()

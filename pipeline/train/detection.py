@@ -137,8 +137,8 @@ def fit_detector(detector: Detector, images: Dataset, targets: list[dict], evalu
     `train_minutes`, the training wall time up to that epoch.
 
     `ranks`: data-parallel training (`detector` already `ranks.prepare`d: BatchNorm statistics over the global
-    batch); gradients are averaged over the ranks before clipping, and rank 0 alone evaluates, writes the state and
-    calls `on_epoch_end` (the others' history lacks the validation metrics)."""
+    batch); gradients are averaged over the ranks before clipping, every rank calls `evaluate()` (which returns
+    the metrics on rank 0, {} on the others), and rank 0 alone writes the state and calls `on_epoch_end`."""
     optimizer = build_optimizer(detector, settings.optimiser)
     state = load_state(state_dir, detector, optimizer, fingerprint) or ResumeState(0, [], fingerprint)
     if state.epoch:
@@ -154,7 +154,7 @@ def fit_detector(detector: Detector, images: Dataset, targets: list[dict], evalu
                    **train_epoch(detector, images, targets, optimizer, settings, epoch, device, skips, ranks)}
         minutes += (time.perf_counter() - start) / 60
         metrics["train_minutes"] = minutes            # training wall time so far, evaluation left out
-        if ranks.writes and ((epoch + 1) % settings.eval_every == 0 or epoch + 1 == settings.epochs):
+        if (epoch + 1) % settings.eval_every == 0 or epoch + 1 == settings.epochs:
             detector.eval()
             metrics.update(evaluate())
         state = ResumeState(epoch + 1, [*state.history, metrics], fingerprint)

@@ -186,18 +186,41 @@ def test_training_images_decoded_by_loader_workers_give_the_same_detector(attack
     assert produced_metrics == reference_metrics
 
 
+def detected_one_by_one(detector, split, category_of_label: dict[int, int]) -> list[dict]:
+    """COCO results of each of `split`'s images detected alone (xyxy boxes to COCO's xywh here)."""
+    results = []
+    for image in split.images:
+        with torch.no_grad():
+            found = detector.detections(detector(*detector.pad([detector.resize(image.as_float())])), [image.size])[0]
+        for score, label, (x0, y0, x1, y1) in zip(found["scores"].tolist(), found["labels"].tolist(),
+                                                   found["boxes"].tolist()):
+            if label in category_of_label:
+                results.append({"image_id": image.image_id, "category_id": category_of_label[label],
+                                "bbox": [x0, y0, x1 - x0, y1 - y0], "score": score})
+    return results
+
+
 def test_train_detr_on_two_torchrun_ranks_writes_one_detector(attacked, detr_params, tmp_path):
     """train_detr under torchrun, two gloo ranks with half of every global batch each: rank 0 alone logs each epoch
-    and writes; the detector reloads with the state-dict keys of one process's, and its metrics hold
-    every COCOeval number. (Its weights are not one process's: RT-DETR's denoising queries depend on the rank's
-    batch; tests/unit/test_detr_data_parallel.py checks the equivalence where the loss allows it.)"""
+    and writes; the detector reloads with the state-dict keys of one process's. Its val metrics, from the two
+    ranks' shares of the val batches, are pycocotools' on its detections of every val image, and rank 0 scored
+    them all (this detector's mAP is 0, so the count of detections is checked too). (Its weights are not one
+    process's: RT-DETR's denoising queries depend on the rank's batch; tests/unit/test_detr_data_parallel.py checks
+    the equivalence where the loss allows it.)"""
     name, entry = next(iter(detr_params["train_detr"].items()))
     project = project_with_data(tmp_path, attacked, f"download/{entry['dataset']}")
     epochs = entry["epochs"]
-    trained_on_two_ranks(project, "train_detr", name, epochs)
+    log = trained_on_two_ranks(project, "train_detr", name, epochs)
     metrics = json.loads((project / "data/train_detr" / name / "metrics.json").read_text())
     assert metrics["epochs"] == epochs and {f"val_{k}" for k in STATS} <= set(metrics)
     trained, alone = (load_detector(folder / "data/train_detr" / name / "model", CPU) for folder in (project, attacked))
+    split = load_detection_split(project / "data/download" / entry["dataset"], "val", None, detr_params["seed"], 0)
+    assert len(split.images) > entry["batch_size"]                       # each rank predicts a batch
+    found = detected_one_by_one(trained, split, label_map(trained.class_names, split.instances["categories"]))
+    ids = [image.image_id for image in split.images]
+    expected = pycocotools_map(ground_truth(project, entry["dataset"]), found, ids, None)
+    assert {k: metrics[f"val_{k}"] for k in STATS} == pytest.approx(expected)
+    assert log.count(f"val: {len(found)} detections on {len(ids)} images, predicted by 2 rank(s)") == epochs, log
     assert trained.state_dict().keys() == alone.state_dict().keys()
     assert all(torch.isfinite(value).all() for value in trained.state_dict().values() if value.is_floating_point())
     assert not all(torch.equal(trained.state_dict()[k], v) for k, v in alone.state_dict().items())

@@ -16,7 +16,7 @@ from pipeline.attacks.detr_patch import DetrPatchAttack, DetrRun, attention_to_k
 from pipeline.attacks.patch import apply_patch
 from pipeline.config import Optimiser
 from pipeline.data.coco_detection import DetectionImage, StreamedImage, label_map, training_targets
-from pipeline.evaluation.detection import evaluate_detector
+from pipeline.evaluation.detection import evaluate_detector, predict, predict_split
 from pipeline.evaluation.detr_runs import DetrAttackPlan, initial_patch, key_cell, patch_box_at_original, patch_corner
 from pipeline.models.detr import Detector, detector_from_config, working_size
 from pipeline.models.hf_attention import QueryKey, captured_query_keys, query_score_on_key
@@ -64,6 +64,22 @@ def test_pad_puts_images_top_left_with_their_pixel_mask():
     assert pixels.shape == (2, 3, 72, 80) and mask.shape == (2, 72, 80)
     assert torch.equal(pixels[0, :, :64, :80], images[0]) and pixels[0, :, 64:].abs().sum() == 0
     assert mask[0].sum() == 64 * 80 and mask[1].sum() == 72 * 64 and mask[1, :, 64:].sum() == 0
+
+
+def test_ranks_predict_disjoint_batches_whose_union_is_one_process_results():
+    """train_detr's sharded evaluation: rank r of 2 predicts every other batch of one working size; the two ranks'
+    results together, image by image, are those of `predict` on all resized images in one call."""
+    detector = tiny_detector()
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(64, 64), (48, 80), (64, 64), (80, 48), (64, 64), (48, 80), (64, 64)]
+    images = [DetectionImage(index + 1, torch.randint(0, 256, (3, *shape), generator=generator, dtype=torch.uint8),
+                             torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)) for index, shape in enumerate(shapes)]
+    labels = {0: 1, 1: 2, 2: 3}
+    alone = predict(detector, [detector.resize(image.as_float()) for image in images], images, labels, 2)
+    shares = [predict_split(detector, images, labels, 2, torch.device("cpu"), rank, 2) for rank in range(2)]
+    assert all(shares) and not {r["image_id"] for r in shares[0]} & {r["image_id"] for r in shares[1]}
+    together = sorted(shares[0] + shares[1], key=lambda result: result["image_id"])
+    assert together == alone and {r["image_id"] for r in alone} == set(range(1, 8))
 
 
 def test_labels_map_to_annotation_ids_by_name_and_targets_skip_unknown_categories():
