@@ -16,14 +16,8 @@ from pipeline.data.holdout import holdout_indices
 from pipeline.evaluation.accuracy import correct_flags
 from pipeline.evaluation.intervals import wilson_interval
 from pipeline.models.checkpoint import load_classifier
-from tests.helpers import (
-    assert_close_weights,
-    interrupted_then_resumed,
-    on_two_ranks,
-    project_with_data,
-    run,
-    trained_on_two_ranks,
-)
+from tests.helpers import (assert_close_weights, interrupted_then_resumed, on_two_ranks, project_with_data, run,
+                           trained_on_two_ranks)
 
 NAMES = ("gtsrb_natural_foreground", "coco_ic_madry_none")
 

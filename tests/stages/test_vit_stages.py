@@ -16,14 +16,8 @@ from pipeline.data.dataset import SampleTensors, seeded_subset
 from pipeline.evaluation.intervals import wilson_interval
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.vit import load_vit
-from tests.helpers import (
-    assert_close_weights,
-    interrupted_then_resumed,
-    on_two_ranks,
-    project_with_data,
-    run,
-    trained_on_two_ranks,
-)
+from tests.helpers import (assert_close_weights, interrupted_then_resumed, on_two_ranks, project_with_data, run,
+                           trained_on_two_ranks)
 
 CPU = torch.device("cpu")
 
