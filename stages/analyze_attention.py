@@ -6,6 +6,8 @@ predicted class is taken on the adversarial images. Writes `data/analyze_attenti
 metrics.json (Tables 1–3, pipeline/evaluation/attention_analysis.py), per_sample.csv,
 images/attention.png (the seed's Figure 1: an attacked and a surviving image with both CAMs) and
 images/cam_epochs.png (Figure 6: one image's CAM after each epoch kept in the classifier's checkpoints/).
+Several GPUs: under `torchrun --nproc_per_node W` each rank explains every W-th batch (whole batches: the outputs
+are one process's) and rank 0 gathers the per-sample results and writes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pipeline.evaluation.plotting import png
 from pipeline.evaluation.suite import Evaluation, make_attack
 from pipeline.io.atomic import csv_bytes, write_bytes, write_json
 from pipeline.models.checkpoint import load_classifier
+from pipeline.train.data_parallel import DataParallel
 from stages.common import DATA, entry_args, evaluated_model, log, pick_device, run_stage
 
 
@@ -34,11 +37,18 @@ def main() -> None:
     model, mask_mode = evaluated_model(entry, model)
     val = DATA / "prepare" / entry.dataset / "val"
     samples = SampleTensors(val, seeded_subset(len(PreparedDataset(val)), cfg.num_images, params.seed))
-    evaluation = Evaluation(model, mask_mode, samples, cfg.batch_size, device, params.attack_classifier.step_ratio,
+    ranks = DataParallel.from_environment(device)
+    share = samples.batch_share(cfg.batch_size, ranks.rank, ranks.world)
+    evaluation = Evaluation(model, mask_mode, share, cfg.batch_size, device, params.attack_classifier.step_ratio,
                             False, params.seed)
     attack = make_attack(evaluation, cfg.attack, cfg.eps_255 / 255)
-
-    data = attack_and_explain(evaluation, attack, cfg.layer)
+    if ranks.world > 1:
+        log.info("rank %d of %d: %d of %d images", ranks.rank, ranks.world, len(share), len(samples))
+    parts = ranks.gather([attack_and_explain(evaluation, attack, cfg.layer)] if len(share) else [])
+    if not ranks.writes:
+        return
+    data = {key: torch.cat([part[key] for part in parts]) for key in parts[0]}      # rank r's batches: r, r + W, …
+    data = {key: value[data["index"].argsort()] for key, value in data.items()}     # one process's order (sorted)
     records = per_sample(data["clean"], data["adversarial"], data["foreground"], cfg.cells)
     tables = summarise(records, data["success"], data["confidence"], cfg.iou_threshold, cfg.cells)
 

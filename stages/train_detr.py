@@ -54,9 +54,9 @@ def main() -> None:
     archives = DATA / "download" / entry.dataset
     train = load_detection_index(archives, "train", entry.max_images.train, params.seed) if entry.epochs else None
     val = load_detection_split(archives, "val", entry.max_images.val, params.seed, params.prepare.max_corrupt_share)
-    annotated = train.records if train else val.images          # a config-built detector's classes: train's
-    used = {int(c) for item in annotated for c in item.category_ids}
-    categories = (train.instances if train else val.instances)["categories"]
+    annotated, instances = (train.records, train.instances) if train else (val.images, val.instances)
+    used = {int(c) for item in annotated for c in item.category_ids}         # a config-built detector's classes: train's
+    categories = instances["categories"]
     detector = ranks.prepare(initial_detector(entry, categories, used, params.seed).to(device))
     try:
         category_of_label = label_map(detector.class_names, val.instances["categories"])

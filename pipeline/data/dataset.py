@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,6 +106,20 @@ class SampleTensors:
             images = self.images[part].to(device).float() / 255
             mask = model_mask(mask_mode, self.masks[part], self.random_masks[part])
             yield images, None if mask is None else mask.to(device).float(), self.labels[part].to(device)
+
+    def batch_share(self, batch_size: int, rank: int, world: int) -> SampleTensors:
+        """Rank `rank`'s share of W = `world` ranks (torchrun): the samples of this set's batches k ≡ rank (mod W) of
+        `batch_size`. The batches stay whole, so the share's own batches of `batch_size` are exactly those batches."""
+        if world == 1:
+            return self
+        starts = range(rank * batch_size, len(self), world * batch_size)
+        rows = np.concatenate([np.arange(start, min(start + batch_size, len(self))) for start in starts] or
+                              [np.zeros(0, dtype=np.int64)])
+        share, taken = copy.copy(self), torch.from_numpy(rows)
+        share.images, share.masks, share.random_masks, share.labels = (
+            tensor[taken] for tensor in (self.images, self.masks, self.random_masks, self.labels))
+        share.indices = self.indices[rows]
+        return share
 
 
 def seeded_subset(count: int, size: int, seed: int) -> np.ndarray:

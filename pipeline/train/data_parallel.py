@@ -23,7 +23,7 @@ from torch import nn
 
 from pipeline.models.batch_norm import synced_batch_norm
 
-WAIT = timedelta(hours=6)      # a rank may wait this long at a collective (another rank's per-epoch evaluation)
+WAIT = timedelta(hours=6)      # a rank may wait this long at a collective (rank 0 writing a state, an uneven share)
 
 
 @dataclass(frozen=True)

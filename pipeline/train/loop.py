@@ -22,7 +22,7 @@ from pipeline.attacks.pgd import PGD
 from pipeline.config import Optimiser
 from pipeline.data.dataset import PreparedDataset, SampleTensors, model_mask
 from pipeline.defenses import TrainingStep
-from pipeline.evaluation.accuracy import accuracy, robust_accuracy
+from pipeline.evaluation.accuracy import correct_flags, success_flags
 from pipeline.train import shared_warmup
 from pipeline.train.data_parallel import ONE_PROCESS, DataParallel
 from pipeline.train.optim import build_optimizer, learning_rate, set_learning_rate
@@ -30,7 +30,6 @@ from pipeline.train.sharding import EpochShard
 from pipeline.train.state import ResumeState, clear_snapshots, epoch_seed, load_state, save_snapshot, save_state
 
 log = logging.getLogger(__name__)
-EVAL_BATCH = 256          # the per-epoch validation runs in eval mode, so its batch size changes no result, only speed
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,7 @@ class FitSettings:
     snapshot_every: int = 0              # keep the weights of every n-th epoch (0: only the last)
     eval_name: str = "val"               # the evaluated split in the metric names: val, or holdout (tuning)
     loader_workers: int = 0              # DataLoader processes (augmentation off the main process); no effect on results
+    eval_batch: int = 256                # the per-epoch validation's batches (PGD draws its random start per batch)
 
 
 def phase_progress(settings: FitSettings, epoch: float) -> float:
@@ -87,6 +87,24 @@ def train_epoch(model: nn.Module, step: TrainingStep, loader: DataLoader, optimi
             **{f"train_{name}": total.item() / seen_everywhere for name, total in zip(names, totals[3:], strict=True)}}
 
 
+def evaluate(model: nn.Module, attack: PGD, val_set: SampleTensors, val_subset: SampleTensors, settings: FitSettings,
+             device: torch.device, ranks: DataParallel = ONE_PROCESS) -> dict[str, float]:
+    """Clean accuracy on `val_set` and `attack`'s robust accuracy on `val_subset`, named after settings.eval_name.
+
+    Under torchrun each rank takes every W-th of one process's batches (`SampleTensors.batch_share`: whole batches,
+    and the attack reseeds its generator per batch, so each batch's outcome is one process's) and the counts are
+    summed over the ranks: one process's fractions, exactly."""
+    def share(samples: SampleTensors) -> SampleTensors:
+        return samples.batch_share(settings.eval_batch, ranks.rank, ranks.world)
+
+    correct = correct_flags(model, share(val_set), settings.eval_batch, device, settings.mask_mode)
+    robust = ~success_flags(attack, share(val_subset), settings.eval_batch, device, settings.mask_mode)
+    counts = ranks.total(torch.tensor([correct.sum().item(), len(correct), robust.sum().item(), len(robust)],
+                                      dtype=torch.float64, device=device)).tolist()
+    return {f"{settings.eval_name}_accuracy": counts[0] / counts[1],
+            f"{settings.eval_name}_pgd_accuracy": counts[2] / counts[3]}
+
+
 def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_set: SampleTensors,
         val_subset: SampleTensors, settings: FitSettings, state_dir: Path, fingerprint: str, device: torch.device,
         on_epoch_end: Callable[[dict], None] = lambda metrics: None,
@@ -106,8 +124,8 @@ def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_se
     `warmup_store`: a folder for the state after the warm-up, shared by every run with the same warm-up
     (pipeline/train/shared_warmup.py): a fresh run continues from it when it exists, else fills it.
 
-    `ranks`: data-parallel training (`model` already `ranks.prepare`d); every rank evaluates, rank 0 alone
-    writes the state and calls `on_epoch_end`.
+    `ranks`: data-parallel training (`model` already `ranks.prepare`d); the ranks share the evaluation (`evaluate`),
+    rank 0 alone writes the state and calls `on_epoch_end`.
     """
     if settings.warmup_epochs and warmup_step is None:
         raise ValueError(f"warmup_epochs = {settings.warmup_epochs} needs a warmup_step")
@@ -139,8 +157,7 @@ def fit(model: nn.Module, step: TrainingStep, train_set: PreparedDataset, val_se
         epoch_step = warmup_step if epoch < settings.warmup_epochs else step
         metrics = {"epoch": epoch + 1,
                    **train_epoch(model, epoch_step, loader, optimizer, settings, epoch, device, ranks),
-                   f"{settings.eval_name}_accuracy": accuracy(model, val_set, EVAL_BATCH, device, settings.mask_mode),
-                   f"{settings.eval_name}_pgd_accuracy": robust_accuracy(attack, val_subset, EVAL_BATCH, device, settings.mask_mode)}
+                   **evaluate(model, attack, val_set, val_subset, settings, device, ranks)}
         state = ResumeState(epoch + 1, [*state.history, metrics], fingerprint)
         if ranks.writes:
             log.info("epoch %d/%d: %s", epoch + 1, settings.epochs,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +17,8 @@ from pipeline.data.holdout import holdout_indices
 from pipeline.evaluation.accuracy import correct_flags
 from pipeline.evaluation.intervals import wilson_interval
 from pipeline.models.checkpoint import load_classifier
-from tests.helpers import (assert_close_weights, interrupted_then_resumed, on_two_ranks, project_with_data, run,
-                           trained_on_two_ranks)
+from tests.helpers import (TWO_RANKS, assert_close_weights, interrupted_then_resumed, on_two_ranks, project_with_data,
+                           run, trained_on_two_ranks)
 
 NAMES = ("gtsrb_natural_foreground", "coco_ic_madry_none")
 
@@ -193,6 +194,31 @@ def test_attention_analysis_tables_match_its_per_sample_rows(trained, name):
     kept = sorted(p.name for p in (trained / "data/train_classifier" / name / "checkpoints").iterdir())
     assert kept == [f"epoch_{e:03d}.safetensors" for e in range(1, epochs + 1)]
     assert (folder / "images/cam_epochs.png").stat().st_size > 0
+
+
+def test_two_torchrun_ranks_analyse_the_attention_one_process_analyses(trained, tmp_path):
+    """analyze_attention under torchrun on all 86 validation images in batches of 4: rank r explains batches r,
+    r + 2, …, rank 0 gathers and writes the bytes one process writes with the same params (per-sample rows in one
+    process's order)."""
+    name = "gtsrb_natural_foreground"
+    p = params(trained)
+    p["analyze_attention"].update(num_images=86, batch_size=4)
+    written = {}
+    for how in ("alone", "torchrun"):
+        project = project_with_data(tmp_path / how, trained, "prepare", f"train_classifier/{name}")
+        (project / "params.yaml").write_text(yaml.safe_dump(p))
+        command = [sys.executable, "-m", "stages.analyze_attention", name]
+        log = run([*TWO_RANKS, *command[1:]] if how == "torchrun" else command, project, ATTNROBUST_DEVICE="cpu",
+                  OMP_NUM_THREADS=str(torch.get_num_threads())).stderr        # each rank: one process's threads
+        out = project / "data/analyze_attention" / name
+        written[how] = {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    assert "rank 0 of 2: 44 of 86 images" in log and "rank 1 of 2: 42 of 86 images" in log, log
+    rows = [int(float(row["index"])) for row in csv.DictReader(written["alone"][Path("per_sample.csv")].decode().splitlines())]
+    by_rank = [[i for i in rows if i // 4 % 2 == rank] for rank in (0, 1)]          # all images: index = position
+    assert by_rank[1] and min(by_rank[1]) < max(by_rank[0])          # rank 0's rows then rank 1's are not in order
+    assert sorted(written["torchrun"]) == sorted(written["alone"]) and len(written["alone"]) == 4
+    for path, content in written["alone"].items():
+        assert written["torchrun"][path] == content, path
 
 
 def test_a_tuning_run_trains_without_its_holdout_and_reports_on_it(workdir, tmp_path):

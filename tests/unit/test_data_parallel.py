@@ -19,9 +19,10 @@ from pipeline.attacks.pgd import PGD
 from pipeline.config import Augment, Optimiser
 from pipeline.data.dataset import PreparedDataset, SampleTensors
 from pipeline.defenses import RecipeSettings, build_recipe
+from pipeline.evaluation.accuracy import correct_flags, success_flags
 from pipeline.models.registry import build_classifier
 from pipeline.train.data_parallel import DataParallel
-from pipeline.train.loop import FitSettings, fit
+from pipeline.train.loop import FitSettings, evaluate, fit
 from pipeline.train.sharding import EpochShard
 from tests.models import prepared_split
 
@@ -91,10 +92,20 @@ def trained(splits, ranks: DataParallel, state_dir):
     return model.state_dict(), history
 
 
-def _rank(rank: int, world: int, port: int, splits, out) -> None:
+def _joined(rank: int, world: int, port: int) -> DataParallel:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank))
     torch.set_num_threads(1)
-    ranks = DataParallel.from_environment(torch.device("cpu"))
+    return DataParallel.from_environment(torch.device("cpu"))
+
+
+def free_port() -> int:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        return free.getsockname()[1]
+
+
+def _rank(rank: int, world: int, port: int, splits, out) -> None:
+    ranks = _joined(rank, world, port)
     weights, history = trained(splits, ranks, out / "state")
     if ranks.writes:
         save_file({k: v.contiguous() for k, v in weights.items()}, str(out / "weights.safetensors"))
@@ -103,10 +114,7 @@ def _rank(rank: int, world: int, port: int, splits, out) -> None:
 
 
 def test_two_gloo_ranks_train_the_weights_of_one_process_on_the_global_batch(splits, tmp_path):
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    mp.spawn(_rank, args=(2, port, splits, tmp_path), nprocs=2)
+    mp.spawn(_rank, args=(2, free_port(), splits, tmp_path), nprocs=2)
     weights, history = trained(splits, DataParallel(), tmp_path / "alone")
     together = load_file(str(tmp_path / "weights.safetensors"))
     assert weights.keys() == together.keys()
@@ -114,3 +122,37 @@ def test_two_gloo_ranks_train_the_weights_of_one_process_on_the_global_batch(spl
         assert torch.allclose(together[name].to(value.dtype), value, rtol=1e-4, atol=1e-5), name
     for epoch, other in zip(history, json.loads((tmp_path / "history.json").read_text()), strict=True):
         assert epoch.keys() == other.keys() and all(abs(epoch[k] - other[k]) < 1e-4 for k in epoch)
+
+
+EVALUATION = FitSettings(0, GLOBAL_BATCH, SGD, 0, "foreground", 8 / 255, 2 / 255, 3, eval_batch=3)
+
+
+def evaluated() -> tuple[torch.nn.Module, PGD]:
+    """An untrained model (seed 1) and the per-epoch PGD-3 of EVALUATION."""
+    torch.manual_seed(1)
+    model = build_classifier(CONFIG).eval()
+    return model, PGD(model, EVALUATION.eval_eps, steps=EVALUATION.eval_steps, step_size=EVALUATION.eval_step_size)
+
+
+def _evaluating_rank(rank: int, world: int, port: int, splits, out) -> None:
+    ranks = _joined(rank, world, port)
+    model, attack = evaluated()
+    val = SampleTensors(splits[1])
+    metrics = evaluate(model, attack, val, SampleTensors(splits[1], list(range(1, 14))), EVALUATION,
+                       torch.device("cpu"), ranks)
+    (out / f"rank_{rank}.json").write_text(json.dumps(metrics))
+    torch.distributed.destroy_process_group()
+
+
+def test_two_gloo_ranks_share_the_validation_batches_and_report_one_process_fractions(splits, tmp_path):
+    """16 validation images and a subset of 13 in batches of 3: the ranks take alternate batches and sum their
+    counts, so both report the fractions one process counts over all batches, exactly."""
+    mp.spawn(_evaluating_rank, args=(2, free_port(), splits, tmp_path), nprocs=2)
+    model, attack = evaluated()
+    cpu = torch.device("cpu")
+    correct = correct_flags(model, SampleTensors(splits[1]), 3, cpu, "foreground")
+    broken = success_flags(attack, SampleTensors(splits[1], list(range(1, 14))), 3, cpu, "foreground")
+    expected = {"val_accuracy": int(correct.sum()) / 16, "val_pgd_accuracy": (13 - int(broken.sum())) / 13}
+    assert all(0 < fraction < 1 for fraction in expected.values())          # neither trivially 0 nor 1
+    for rank in range(2):
+        assert json.loads((tmp_path / f"rank_{rank}.json").read_text()) == expected
