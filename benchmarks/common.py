@@ -12,13 +12,15 @@ from pathlib import Path
 import torch
 
 from pipeline.io.atomic import write_json
+from stages.common import pick_device
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def device() -> torch.device:
-    choice = os.environ.get("ATTNROBUST_DEVICE", "auto")
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if choice == "auto" else choice)
+    """The stages' device and settings (ATTNROBUST_DEVICE; on CUDA TF32 and deterministic kernels): what a stage runs
+    with is what the benchmark measures."""
+    return pick_device()
 
 
 def synchronize(dev: torch.device) -> None:
@@ -48,8 +50,14 @@ def machine(dev: torch.device) -> dict:
     return info
 
 
-def save(name: str, result: dict) -> Path:
-    path = RESULTS / f"{name}.json"
+def result_path(name: str, dev: torch.device) -> Path:
+    """`benchmarks/results/<name>.json`, or `<name>_cuda.json` for a GPU's measurement (the CPU's file stays)."""
+    return RESULTS / f"{name}{'_cuda' if dev.type == 'cuda' else ''}.json"
+
+
+def save(name: str, result: dict, dev: torch.device | None = None) -> Path:
+    """Writes and prints `result`; named by `result_path` when a benchmark gives the device it measured."""
+    path = result_path(name, dev) if dev else RESULTS / f"{name}.json"
     write_json(path, result)
     print(json.dumps(result, indent=2))
     return path

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 
-from benchmarks.common import RESULTS, device, machine, save
+from benchmarks.common import device, machine, result_path, save
 from benchmarks.demo_detr import DETECTOR, DemoDetr
 from pipeline.attacks.detr_patch import DetrPatchAttack, DetrRun
 from pipeline.evaluation.detr_runs import DetrAttackPlan
@@ -30,7 +30,7 @@ def main() -> None:
     cfg = demo.cfg
     results = {"machine": machine(dev), "detector": DETECTOR, "images": len(demo.ids), "centre": cfg.centre,
                "runs": []}
-    previous = RESULTS / "detr_attack_sweep.json"
+    previous = result_path("detr_attack_sweep", dev)
     if previous.exists():
         results["runs"] = json.loads(previous.read_text())["runs"]
     done = {(r["objective"], r["patch_px"], r["steps"], r["optimiser"], r["normalise"]) for r in results["runs"]}
@@ -54,7 +54,7 @@ def main() -> None:
                                 "AP": patched["AP"],
                                 "attention_on_patch": run.attention_after.mean().item(),
                                 "seconds": time.perf_counter() - start})
-        save("detr_attack_sweep", results)
+        save("detr_attack_sweep", results, dev)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def main() -> None:
                            "bf16 - fp32": paired_bootstrap([bf16_images[i] for i in ids],
                                                            [fp32_images[i] for i in ids])}
     save("detr_bf16", {"machine": machine(dev), "detector": DETECTOR, "images": len(demo.ids), "steps": cfg.steps,
-                       "seconds": seconds, "runs": runs})
+                       "seconds": seconds, "runs": runs}, dev)
 
 
 if __name__ == "__main__":

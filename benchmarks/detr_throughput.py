@@ -67,7 +67,7 @@ def main() -> None:
                                   "attack_iterations_per_s": (steps + 1) / attacked,
                                   "attack_images_per_s": batch * (steps + 1) / attacked,
                                   "plain_iterations_per_s": (steps + 1) / plain, "ratio": plain / attacked}
-    save("detr_throughput", results)
+    save("detr_throughput", results, dev)
 
 
 if __name__ == "__main__":

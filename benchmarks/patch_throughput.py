@@ -63,7 +63,7 @@ def main() -> None:
             result[objective] = {"attack_iterations_per_s": (steps + 1) / attacked, "ratio": plain / attacked,
                                  "meets_0_9": plain / attacked >= 0.9}
         results["cases"][name] = result
-    save("patch_throughput", results)
+    save("patch_throughput", results, dev)
 
 
 if __name__ == "__main__":

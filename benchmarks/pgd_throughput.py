@@ -45,7 +45,7 @@ def main() -> None:
         lib = best_time(lambda: library(images, labels), dev)
         results["cases"][name] = {"batch": batch, "hand_images_per_s": batch / hand, "library_images_per_s": batch / lib,
                                   "library_slowdown": lib / hand - 1, "within_5_percent": lib <= 1.05 * hand}
-    save("pgd_throughput", results)
+    save("pgd_throughput", results, dev)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ work in passes: one forward + backward of one image (a forward alone: 1/3 pass).
 sizes below and the detectors' relative cost (GFLOPs at their working size, from the DETR and RT-DETR papers).
 
 The count is an upper bound for the attacks: it assumes no early stop (a broken sample leaves the batch in every
-attack here, so a weak model costs far less). With `--gpus N`, the attack stages divide by N (their runs are split
-over torchrun ranks, stages/distributed.py); the other stages run on one GPU each. `achieved_tflops`: the model
-FLOPs each benchmark reached (divide by the GPU's datasheet peak for its share). Run:
+attack here, so a weak model costs far less). With `--gpus N`, every stage divides by N: under torchrun the attacks
+share out their runs, the trainings their batches and train_detr its val batches (linear scaling assumed).
+`achieved_tflops`: the model FLOPs per second each unit reached; on a GPU, `gpu_utilisation` adds every measured
+unit in fp32 and bf16 with its share of the GPU's datasheet peak. Run:
 python -m benchmarks.project_paper [--device cuda] → benchmarks/results/paper_projection[_cuda].json; without a GPU
 measurement, `--assume 989 0.3` projects from FLOPs at 30% of an H100's bf16 peak (paper_projection_assumed.json).
 """
@@ -28,26 +29,46 @@ COCO_VAL = 5_000                                 # val2017
 COCO_IC_TRAIN, COCO_IC_VAL = 150_000, 6_000      # estimate: crops of the 10 most frequent categories ≥ 32² px
 DETECTOR_GFLOPS = {"detr": 86, "detr_resnet101": 152, "rt_detr": 136}   # DETR paper Table 1; RT-DETR paper Table 2
 FORWARD = 1 / 3                                  # a forward pass, in passes
-RECIPE_FACTOR = {"aad": 1.34}                    # an AAD epoch over a Madry epoch (benchmarks/results/recipe_epochs)
+RECIPE_FACTOR = {"aad": 1.21}                    # an AAD epoch over a Madry epoch (benchmarks/results/recipe_epochs)
+PEAK_TFLOPS = {"H100 PCIe": (378, 756),          # dense TF32 and BF16 Tensor Core TFLOP/s (no sparsity): NVIDIA's
+               "H100": (494.7, 989.4),           # H100 datasheet (SXM; PCIe above); H200 datasheet (same chip
+               "H200": (494.7, 989.4),           # peaks as H100 SXM); A100 datasheet. Matched in this order in
+               "A100": (156, 312)}               # torch.cuda.get_device_name; --peak-tflops for any other GPU
 FORWARD_GFLOPS = {"resnet18@64": 2.4,            # ResNet-18's 1.8 at 224 px (56² after the stem) scaled to 64²
                   "vit_b16@224": 17.6,           # DeiT paper, Table 1 (ViT-B/16 = DeiT-B at 224 px)
                   "detr_r50@800": 86}            # DETR paper, Table 1
 
 
-def throughputs(suffix: str) -> dict[str, float]:
-    """Seconds per pass of one image: ResNet-18 (small stem) at 64 px, ViT-B/16 at 224 px, DETR-R50 at 800 px."""
+def measured_images_per_s(suffix: str, precision: str) -> dict[str, float]:
+    """Images/s of one forward + backward in `precision` (fp32 or bf16), per unit that the benchmarks measured in it:
+    ResNet-18 (small stem) at 64 px, ViT-B/16 at 224 px (the L_ce patch attack), DETR-R50 at 800 px."""
     def load(name: str) -> dict:
         return json.loads((RESULTS / f"{name}{suffix}.json").read_text())
 
-    resnet = load("resnet18_throughput")["images_per_s"]
-    vit = load("patch_throughput")["cases"]
-    detr = load("detr_throughput")["cases"]
-    best = "bf16" if suffix else "fp32"
-    vit_case = vit.get(f"vit_b16@224_{best}", vit["vit_b16@224_fp32"])
-    detr_case = detr.get(f"detr_r50@800x1066_{best}", detr["detr_r50@800x1066_fp32"])
-    return {"resnet18@64": 1 / resnet.get(f"small_stem_{best}", resnet["small_stem_fp32"]),
-            "vit_b16@224": 1 / (vit_case["ce"]["attack_iterations_per_s"] * vit_case["batch"]),
-            "detr_r50@800": 1 / detr_case["attack_images_per_s"]}
+    resnet = load("resnet18_throughput")["images_per_s"].get(f"small_stem_{precision}")
+    vit = load("patch_throughput")["cases"].get(f"vit_b16@224_{precision}")
+    detr = load("detr_throughput")["cases"].get(f"detr_r50@800x1066_{precision}")
+    measured = {"resnet18@64": resnet, "vit_b16@224": vit and vit["ce"]["attack_iterations_per_s"] * vit["batch"],
+                "detr_r50@800": detr and detr["attack_images_per_s"]}
+    return {unit: rate for unit, rate in measured.items() if rate}
+
+
+def throughputs(suffix: str) -> dict[str, float]:
+    """Seconds per pass of one image per unit: bf16's where measured (a GPU), else fp32's."""
+    rates = measured_images_per_s(suffix, "fp32") | measured_images_per_s(suffix, "bf16")
+    return {unit: 1 / rate for unit, rate in rates.items()}
+
+
+def gpu_utilisation(suffix: str, gpu: str, peaks: tuple[float, float] | None) -> dict:
+    """Per unit and precision: the model TFLOP/s each benchmark reached and its share of the GPU's dense Tensor Core
+    peak (TF32 for fp32, since configure_cuda allows TF32; BF16 for bf16), where the peak is known."""
+    peaks = peaks or next((peak for name, peak in PEAK_TFLOPS.items() if name in gpu), None)
+    shares = {}
+    for index, precision in enumerate(("fp32", "bf16")):
+        for unit, rate in measured_images_per_s(suffix, precision).items():
+            tflops = rate * 3 * FORWARD_GFLOPS[unit] / 1e3
+            shares[f"{unit}_{precision}"] = {"tflops": tflops, "share_of_peak": peaks and tflops / peaks[index]}
+    return {"gpu": gpu, "peak_tflops_tf32_bf16": peaks, "units": shares}
 
 
 def assumed_throughputs(peak_tflops: float, utilisation: float) -> dict[str, float]:
@@ -71,23 +92,22 @@ def classifier_passes(entry: dict, attack: dict) -> tuple[float, float]:
     return training, attack["num_images"] * (sum(longest.values()) + curves)
 
 
-def stage_passes(params: dict) -> list[tuple[str, str, float, bool]]:
-    """(stage, unit cost, passes, split over GPUs by torchrun: attack runs, or data-parallel training) for every stage
-    of the paper profile (linear scaling assumed)."""
+def stage_passes(params: dict) -> list[tuple[str, str, float]]:
+    """(stage, unit cost, passes) for every stage of the paper profile."""
     rows = []
     attack = params["attack_classifier"]
     for name, entry in params["classifiers"].items():
         scale = 1.0 if entry["dataset"] == "coco_ic" else 0.25      # 32 px GTSRB: a quarter of 64 px's pixels
         training, attacked = classifier_passes(entry, attack)
-        rows += [(f"train_classifier@{name}", "resnet18@64", training * scale, True),
-                 (f"attack_classifier@{name}", "resnet18@64", attacked * scale, True)]
+        rows += [(f"train_classifier@{name}", "resnet18@64", training * scale),
+                 (f"attack_classifier@{name}", "resnet18@64", attacked * scale)]
     vit = params["attack_vit"]
     runs = len(vit["objectives"]) * len(vit["optimisers"]) * len(vit["placements"])
     for name, entry in params["train_vit"].items():
         steps = entry["adversary"]["steps"]
         rows += [(f"train_vit@{name}", "vit_b16@224",
-                  entry["epochs"] * (GTSRB_TRAIN + entry["val_subset"] * (steps + 1)), True),
-                 (f"attack_vit@{name}", "vit_b16@224", vit["num_images"] * runs * vit["steps"], True)]
+                  entry["epochs"] * (GTSRB_TRAIN + entry["val_subset"] * (steps + 1))),
+                 (f"attack_vit@{name}", "vit_b16@224", vit["num_images"] * runs * vit["steps"])]
     detr = params["attack_detr"]
     optimised = len([o for o in detr["objectives"] if o != "random"])
     for name, entry in params["train_detr"].items():
@@ -95,9 +115,9 @@ def stage_passes(params: dict) -> list[tuple[str, str, float, bool]]:
             else "detr"
         scale = DETECTOR_GFLOPS[family] / DETECTOR_GFLOPS["detr"]
         evaluations = len(detr["patch_px"]) * (1 + len(detr["objectives"]) * (1 + len(detr["map_at_steps"])))
-        rows += [(f"train_detr@{name}", "detr_r50@800", COCO_VAL * FORWARD * scale, False),
+        rows += [(f"train_detr@{name}", "detr_r50@800", COCO_VAL * FORWARD * scale),
                  (f"attack_detr@{name}", "detr_r50@800", detr["num_images"] * scale * (
-                     len(detr["patch_px"]) * optimised * detr["steps"] + evaluations * FORWARD), True)]
+                     len(detr["patch_px"]) * optimised * detr["steps"] + evaluations * FORWARD))]
     return rows
 
 
@@ -107,20 +127,27 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=8, help="the multi-GPU column")
     parser.add_argument("--assume", nargs=2, type=float, metavar=("PEAK_TFLOPS", "UTILISATION"),
                         help="no measurement: passes at this share of this peak (e.g. H100 bf16: 989 0.3)")
+    parser.add_argument("--peak-tflops", nargs=2, type=float, metavar=("TF32", "BF16"),
+                        help="the GPU's dense peaks, for a GPU not in PEAK_TFLOPS")
     args = parser.parse_args()
     suffix = "_assumed" if args.assume else "_cuda" if args.device == "cuda" else ""
     seconds_per_pass = assumed_throughputs(*args.assume) if args.assume else throughputs(suffix)
     params = yaml.safe_load(Path("configs/paper.yaml").read_text())
     stages = {}
-    for stage, unit, passes, split in stage_passes(params):
+    for stage, unit, passes in stage_passes(params):
         hours = passes * seconds_per_pass[unit] / 3600
         stages[stage] = {"unit": unit, "passes": round(passes), "hours_1": hours,
-                         f"hours_{args.gpus}": hours / args.gpus if split else hours}
+                         f"hours_{args.gpus}": hours / args.gpus}
     totals = {"hours_1": sum(s["hours_1"] for s in stages.values()),
               f"hours_{args.gpus}_sequential": sum(s[f"hours_{args.gpus}"] for s in stages.values())}
     achieved = {unit: 3 * FORWARD_GFLOPS[unit] / 1e3 / seconds for unit, seconds in seconds_per_pass.items()}
+    utilisation = None
+    if suffix == "_cuda":
+        gpu = json.loads((RESULTS / "detr_throughput_cuda.json").read_text())["machine"]["gpu"]
+        utilisation = gpu_utilisation(suffix, gpu, args.peak_tflops and tuple(args.peak_tflops))
     save(f"paper_projection{suffix}", {"device": args.device, "assumed_gpu": args.assume,
                                        "seconds_per_pass": seconds_per_pass, "achieved_tflops": achieved,
+                                       "gpu_utilisation": utilisation,
                                        "assumptions": {"gtsrb_train": GTSRB_TRAIN, "coco_ic_train": COCO_IC_TRAIN,
                                                        "detector_gflops": DETECTOR_GFLOPS, "early_stop": False},
                                        "totals": totals, "stages": stages})

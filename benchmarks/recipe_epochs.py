@@ -27,8 +27,9 @@ CONFIG = {"model": {"arch": "small_cnn", "width": 16}, "num_classes": 10, "mean"
 def main() -> None:
     dev = device()
     torch.manual_seed(0)
-    data = TensorDataset(torch.rand(COUNT, 3, SIZE, SIZE), torch.ones(COUNT, 1, SIZE, SIZE),
-                         torch.ones(COUNT, 1, SIZE, SIZE), torch.randint(0, 10, (COUNT,)))
+    data = TensorDataset(torch.rand(COUNT, 3, SIZE, SIZE), torch.ones(COUNT, 1, SIZE, SIZE),   # image, masks,
+                         torch.ones(COUNT, 1, SIZE, SIZE), torch.randint(0, 10, (COUNT,)),     # label, PGD's start
+                         torch.randn(COUNT, 3, SIZE, SIZE))                                    # noise (dataset.py)
     loader = DataLoader(data, batch_size=BATCH)
     optimiser = Optimiser(name="sgd", lr=0.01, momentum=0.9, weight_decay=0.0, schedule="constant")
     settings = FitSettings(1, BATCH, optimiser, 0, "foreground", 8 / 255, 2 / 255, K)
@@ -43,7 +44,7 @@ def main() -> None:
                            "seconds_per_epoch": seconds,
                            "madry_over_natural": madry_ratio, "madry_limit": 1.15 * (K + 1),
                            "aad_over_madry": aad_ratio, "aad_limit": AAD_LIMIT,
-                           "within_limits": madry_ratio <= 1.15 * (K + 1) and aad_ratio <= AAD_LIMIT})
+                           "within_limits": madry_ratio <= 1.15 * (K + 1) and aad_ratio <= AAD_LIMIT}, dev)
 
 
 if __name__ == "__main__":

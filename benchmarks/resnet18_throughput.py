@@ -14,6 +14,8 @@ from pipeline.attacks.losses import cross_entropy
 from pipeline.models.forward import model_logits
 from pipeline.models.registry import build_network
 
+BATCH = {"cuda": 256, "cpu": 64}
+
 
 def input_gradient(model, images, labels, amp: bool):
     images = images.detach().requires_grad_(True)
@@ -23,7 +25,7 @@ def input_gradient(model, images, labels, amp: bool):
 
 def main() -> None:
     dev = device()
-    batch = 256 if dev.type == "cuda" else 64
+    batch = BATCH[dev.type]
     results = {"machine": machine(dev), "image_size": 64, "batch": batch, "images_per_s": {}}
     for stem in ("standard", "small"):
         model = build_network({"arch": "resnet18", "stem": stem}, 10).to(dev)
@@ -32,7 +34,7 @@ def main() -> None:
             with frozen_eval(model):
                 seconds = best_time(lambda: input_gradient(model, images, labels, amp), dev, repeats=3)
             results["images_per_s"][f"{stem}_stem_{'bf16' if amp else 'fp32'}"] = batch / seconds
-    save("resnet18_throughput" + ("_cuda" if dev.type == "cuda" else ""), results)
+    save("resnet18_throughput", results, dev)
 
 
 if __name__ == "__main__":
