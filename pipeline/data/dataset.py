@@ -112,9 +112,8 @@ class SampleTensors:
         `batch_size`. The batches stay whole, so the share's own batches of `batch_size` are exactly those batches."""
         if world == 1:
             return self
-        starts = range(rank * batch_size, len(self), world * batch_size)
-        rows = np.concatenate([np.arange(start, min(start + batch_size, len(self))) for start in starts] or
-                              [np.zeros(0, dtype=np.int64)])
+        positions = np.arange(len(self))
+        rows = positions[positions // batch_size % world == rank]
         share, taken = copy.copy(self), torch.from_numpy(rows)
         share.images, share.masks, share.random_masks, share.labels = (
             tensor[taken] for tensor in (self.images, self.masks, self.random_masks, self.labels))

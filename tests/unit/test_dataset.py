@@ -74,7 +74,7 @@ def test_length_mismatch_is_named(split):
 def test_ranks_batch_shares_hold_one_process_whole_batches(split, world):
     """Five samples in batches of 2: rank r's batches are one process's batches r, r + W, … (rank 3 of 4: none),
     with their images' masks and their sample indices."""
-    folder = split[0]
+    folder, masks = split[0], split[2]
     samples = SampleTensors(folder, np.array([5, 0, 3, 1, 4]))            # a subset: positions differ from indices
     whole = [labels.tolist() for _, _, labels in samples.batches(2, torch.device("cpu"), "foreground")]
     assert whole == [[5, 0], [3, 1], [4]]
@@ -83,5 +83,4 @@ def test_ranks_batch_shares_hold_one_process_whole_batches(split, world):
         batches = [(labels.tolist(), mask.sum().item()) for _, mask, labels in share.batches(2, torch.device("cpu"), "foreground")]
         assert [labels for labels, _ in batches] == whole[rank::world]
         assert share.indices.tolist() == [i for batch in whole[rank::world] for i in batch]
-        masks = split[2]
         assert [area for _, area in batches] == [sum(int(masks[i].sum()) for i in b) for b in whole[rank::world]]
