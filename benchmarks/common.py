@@ -50,14 +50,14 @@ def machine(dev: torch.device) -> dict:
     return info
 
 
-def result_path(name: str, dev: torch.device) -> Path:
+def result_path(name: str, dev: torch.device | None = None) -> Path:
     """`benchmarks/results/<name>.json`, or `<name>_cuda.json` for a GPU's measurement (the CPU's file stays)."""
-    return RESULTS / f"{name}{'_cuda' if dev.type == 'cuda' else ''}.json"
+    return RESULTS / f"{name}{'_cuda' if dev is not None and dev.type == 'cuda' else ''}.json"
 
 
 def save(name: str, result: dict, dev: torch.device | None = None) -> Path:
-    """Writes and prints `result`; named by `result_path` when a benchmark gives the device it measured."""
-    path = result_path(name, dev) if dev else RESULTS / f"{name}.json"
+    """Writes and prints `result` at `result_path(name, dev)`: `dev`, the device a benchmark measured."""
+    path = result_path(name, dev)
     write_json(path, result)
     print(json.dumps(result, indent=2))
     return path
