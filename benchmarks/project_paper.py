@@ -53,20 +53,25 @@ def measured_images_per_s(suffix: str, precision: str) -> dict[str, float]:
     return {unit: rate for unit, rate in measured.items() if rate}
 
 
-def throughputs(suffix: str) -> dict[str, float]:
-    """Seconds per pass of one image per unit: bf16's where measured (a GPU), else fp32's."""
-    rates = measured_images_per_s(suffix, "fp32") | measured_images_per_s(suffix, "bf16")
-    return {unit: 1 / rate for unit, rate in rates.items()}
+def model_tflops(unit: str, images_per_s: float) -> float:
+    """The model TFLOP/s of `images_per_s` passes (a pass: 3 forward FLOPs)."""
+    return images_per_s * 3 * FORWARD_GFLOPS[unit] / 1e3
 
 
-def gpu_utilisation(suffix: str, gpu: str, peaks: tuple[float, float] | None) -> dict:
+def throughputs(rates: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Seconds per pass of one image per unit, from `rates` (precision → unit → images/s): bf16's where measured (a
+    GPU), else fp32's."""
+    return {unit: 1 / rate for unit, rate in (rates["fp32"] | rates["bf16"]).items()}
+
+
+def gpu_utilisation(rates: dict[str, dict[str, float]], gpu: str, peaks: tuple[float, float] | None) -> dict:
     """Per unit and precision: the model TFLOP/s each benchmark reached and its share of the GPU's dense Tensor Core
     peak (TF32 for fp32, since configure_cuda allows TF32; BF16 for bf16), where the peak is known."""
     peaks = peaks or next((peak for name, peak in PEAK_TFLOPS.items() if name in gpu), None)
     shares = {}
     for index, precision in enumerate(("fp32", "bf16")):
-        for unit, rate in measured_images_per_s(suffix, precision).items():
-            tflops = rate * 3 * FORWARD_GFLOPS[unit] / 1e3
+        for unit, rate in rates[precision].items():
+            tflops = model_tflops(unit, rate)
             shares[f"{unit}_{precision}"] = {"tflops": tflops, "share_of_peak": peaks and tflops / peaks[index]}
     return {"gpu": gpu, "peak_tflops_tf32_bf16": peaks, "units": shares}
 
@@ -131,7 +136,9 @@ def main() -> None:
                         help="the GPU's dense peaks, for a GPU not in PEAK_TFLOPS")
     args = parser.parse_args()
     suffix = "_assumed" if args.assume else "_cuda" if args.device == "cuda" else ""
-    seconds_per_pass = assumed_throughputs(*args.assume) if args.assume else throughputs(suffix)
+    rates = {} if args.assume else {precision: measured_images_per_s(suffix, precision)      # read once, used by
+                                    for precision in ("fp32", "bf16")}                            # both below
+    seconds_per_pass = assumed_throughputs(*args.assume) if args.assume else throughputs(rates)
     params = yaml.safe_load(Path("configs/paper.yaml").read_text())
     stages = {}
     for stage, unit, passes in stage_passes(params):
@@ -140,11 +147,11 @@ def main() -> None:
                          f"hours_{args.gpus}": hours / args.gpus}
     totals = {"hours_1": sum(s["hours_1"] for s in stages.values()),
               f"hours_{args.gpus}_sequential": sum(s[f"hours_{args.gpus}"] for s in stages.values())}
-    achieved = {unit: 3 * FORWARD_GFLOPS[unit] / 1e3 / seconds for unit, seconds in seconds_per_pass.items()}
+    achieved = {unit: model_tflops(unit, 1 / seconds) for unit, seconds in seconds_per_pass.items()}
     utilisation = None
     if suffix == "_cuda":
         gpu = json.loads((RESULTS / "detr_throughput_cuda.json").read_text())["machine"]["gpu"]
-        utilisation = gpu_utilisation(suffix, gpu, args.peak_tflops and tuple(args.peak_tflops))
+        utilisation = gpu_utilisation(rates, gpu, args.peak_tflops and tuple(args.peak_tflops))
     save(f"paper_projection{suffix}", {"device": args.device, "assumed_gpu": args.assume,
                                        "seconds_per_pass": seconds_per_pass, "achieved_tflops": achieved,
                                        "gpu_utilisation": utilisation,
