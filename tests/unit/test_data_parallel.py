@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 from statistics import NormalDist
 
 import pytest
@@ -24,6 +25,7 @@ from pipeline.models.registry import build_classifier
 from pipeline.train.data_parallel import DataParallel
 from pipeline.train.loop import FitSettings, evaluate, fit
 from pipeline.train.sharding import EpochShard
+from tests.helpers import TWO_RANKS, project_env
 from tests.models import prepared_split
 
 CONFIG = {"model": {"arch": "small_cnn", "width": 4}, "num_classes": 4, "mean": [0.5] * 3, "std": [0.1] * 3,
@@ -156,3 +158,27 @@ def test_two_gloo_ranks_share_the_validation_batches_and_report_one_process_frac
     assert all(0 < fraction < 1 for fraction in expected.values())          # neither trivially 0 nor 1
     for rank in range(2):
         assert json.loads((tmp_path / f"rank_{rank}.json").read_text()) == expected
+
+
+RANK_LEAVES_FIRST = """
+import time, torch
+from pipeline.train.data_parallel import DataParallel
+ranks = DataParallel.from_environment(torch.device("cpu"))
+ranks.gather([ranks.rank])
+if ranks.writes:
+    time.sleep(0.5)                     # rank 0 still writing while rank 1 has finished
+"""
+
+
+def test_a_rank_that_finishes_first_exits_cleanly(tmp_path):
+    """Under torchrun the rank that does not write returns while rank 0 still works (analyze_attention, train_detr):
+    its exit must not abort on the process group's threads. Eight runs: the abort came in about 4 of 10."""
+    script = tmp_path / "leaves_first.py"
+    script.write_text(RANK_LEAVES_FIRST)
+    failed = []
+    for _ in range(8):
+        result = subprocess.run([*TWO_RANKS, str(script)], cwd=tmp_path, env={**project_env(), "OMP_NUM_THREADS": "1"},
+                                capture_output=True, text=True, check=False)
+        if result.returncode:
+            failed.append(result.stderr[-500:])
+    assert not failed, failed[0]
